@@ -1,0 +1,1 @@
+"""Catalog of FPGA overlays: one manifest per board x array shape, and their build recipes."""

@@ -1,0 +1,1 @@
+"""The market on chain: Vyper sources (token, registry, market), compile, deploy, typed client."""

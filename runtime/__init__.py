@@ -1,0 +1,1 @@
+"""The node: roles, execution backends, delivery, persistence, CLI and dashboard server."""

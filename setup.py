@@ -1,0 +1,19 @@
+"""Maps the top-level parts (compiler/, runtime/, ...) into the ``morphware.*`` namespace.
+
+pyproject.toml holds the metadata; this file only computes the package list, because setuptools'
+declarative ``packages.find`` cannot rename folders into a namespace.
+"""
+
+from setuptools import find_packages, setup
+
+PARTS = ("compiler", "systolic", "contracts", "runtime", "bitstreams")
+
+package_dir: dict[str, str] = {}
+packages: list[str] = []
+for part in PARTS:
+    package_dir[f"morphware.{part}"] = part
+    packages.append(f"morphware.{part}")
+    for sub in find_packages(where=part):
+        packages.append(f"morphware.{part}.{sub}")
+
+setup(packages=packages, package_dir=package_dir)
