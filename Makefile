@@ -31,7 +31,7 @@ setup: $(VENV)/.stamp-project system-tools $(ANVIL)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	$(PIP) install -q --upgrade pip setuptools wheel
 
 # torch first: an unpinned torch pulled in by a dependency would be a multi-GB CUDA build.
 # With an NVIDIA GPU present, take PyPI's CUDA build instead of a local CPU wheel.
@@ -49,10 +49,10 @@ $(VENV)/.stamp-project: pyproject.toml setup.py $(VENV)/.stamp-torch
 	$(PIP) install -q -e '.[dev]'
 	touch $@
 
-# Icarus and Yosys come from apt; as root we install them, otherwise we say how.
+# Icarus, Yosys and aria2 (a BitTorrent client we did not write, for interop tests) come from apt; as root we install them, otherwise we say how.
 system-tools:
 	@missing=""; \
-	for t in iverilog:iverilog yosys:yosys; do \
+	for t in iverilog:iverilog yosys:yosys aria2c:aria2; do \
 	  cmd=$${t%%:*}; pkg=$${t##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \

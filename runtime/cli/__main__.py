@@ -1,0 +1,5 @@
+"""``python -m morphware.runtime.cli`` runs the ``morphware`` command."""
+
+from morphware.runtime.cli import main
+
+main()
