@@ -1,0 +1,63 @@
+"""Background work of a node (downloads, training, evaluation) off the chain loop.
+
+The chain loop must keep ticking while a worker trains (it still has bids to reveal on other
+jobs), so long work runs in a small thread pool. Tasks are keyed by (job id, name): asking for a
+running or finished key again returns the same task, so a reconcile step can call ``ensure`` on
+every tick without starting the work twice. A task's outcome lives only in memory; what must
+survive a crash is written to the store by the task itself before it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class TaskRunner:
+    """A keyed thread pool: at most one task per (job id, name) at a time."""
+
+    def __init__(self, workers: int = 2, name: str = "node") -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{name}-task")
+        self._tasks: dict[tuple[int, str], Future[Any]] = {}
+        self._lock = threading.Lock()
+
+    def ensure(self, job_id: int, name: str, fn: Callable[[], Any]) -> Future[Any]:
+        """The task for (job_id, name), started now if it never ran (or failed and was reset)."""
+        key = (job_id, name)
+        with self._lock:
+            fut = self._tasks.get(key)
+            if fut is None:
+                fut = self._pool.submit(self._run, key, fn)
+                self._tasks[key] = fut
+            return fut
+
+    @staticmethod
+    def _run(key: tuple[int, str], fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except Exception:
+            log.exception("task %s of job %d failed", key[1], key[0])
+            raise
+
+    def get(self, job_id: int, name: str) -> Future[Any] | None:
+        with self._lock:
+            return self._tasks.get((job_id, name))
+
+    def reset(self, job_id: int, name: str) -> None:
+        """Forget a finished task so that ``ensure`` starts it again (a retry)."""
+        with self._lock:
+            fut = self._tasks.get((job_id, name))
+            if fut is not None and fut.done():
+                del self._tasks[(job_id, name)]
+
+    def busy(self) -> int:
+        with self._lock:
+            return sum(1 for f in self._tasks.values() if not f.done())
+
+    def shutdown(self, wait: bool = False) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=True)
