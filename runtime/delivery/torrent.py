@@ -1,0 +1,433 @@
+"""One libtorrent session per node: seed files, fetch them by magnet, survive restarts.
+
+Why it looks like this:
+
+- One torrent per artifact (single-file torrents), so a magnet names exactly one artifact.
+- TCP only, no DHT/LSD/UPnP/NAT-PMP by default: on loopback and private networks peers are given
+  explicitly (``connect_peer``, or ``x.pe`` in the magnet), and uTP is 10-40x slower on loopback.
+  ``dht=True`` joins the public swarm.
+- Fetches download into ``<state>/partial/<infohash>/``; only after the whole file's SHA-256
+  equals the expected content hash is it renamed into the destination. Nothing partially written
+  (or written by a lying peer) is ever at the destination path.
+- Fast-resume data is written to ``<state>/resume/`` when a torrent is added, periodically, and
+  on close; a new session over the same state folder re-adds every torrent, so a restarted seeder
+  seeds again and a restarted fetcher continues from the pieces it has.
+- Every wait is bounded; a fetch that makes no progress for ``stall_timeout`` seconds raises
+  ``FetchTimeout`` naming the peers it tried.
+- Thread-safe: libtorrent's API is thread-safe; this module's own tables are guarded by a lock
+  and a single thread consumes alerts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import libtorrent as lt
+
+log = logging.getLogger(__name__)
+
+Peer = tuple[str, int]
+Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+
+RESUME_EVERY_S = 5.0
+POLL_S = 0.05
+RECONNECT_EVERY_S = 1.0
+HASH_BLOCK = 1 << 20
+
+
+class TorrentError(RuntimeError):
+    """A torrent operation failed (bad magnet, storage error, ...)."""
+
+
+class FetchTimeout(TorrentError):
+    """A fetch did not complete in time (no peer reachable, or a peer stopped sending)."""
+
+
+class ContentHashMismatch(TorrentError):
+    """The downloaded content's SHA-256 is not the expected one (e.g. the hash on chain)."""
+
+
+def sha256_file(path: Path) -> bytes:
+    """SHA-256 of a file's bytes, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(HASH_BLOCK):
+            h.update(block)
+    return h.digest()
+
+
+def normalize_hash(content_hash: bytes | str) -> bytes:
+    """A content hash as 32 bytes (accepts bytes or hex, with or without 0x)."""
+    if isinstance(content_hash, str):
+        try:
+            content_hash = bytes.fromhex(content_hash.removeprefix("0x"))
+        except ValueError:
+            raise ValueError(f"content hash is not hex: {content_hash!r}") from None
+    if len(content_hash) != 32:
+        raise ValueError(f"a content hash is 32 bytes (SHA-256), got {len(content_hash)}")
+    return bytes(content_hash)
+
+
+def magnet_with_peers(magnet: str, peers: Iterable[Peer]) -> str:
+    """Append ``x.pe`` peer hints (BEP 9) so a fetcher without DHT knows where to connect."""
+    return magnet + "".join(f"&x.pe={host}:{port}" for host, port in peers)
+
+
+def _key(ih: lt.info_hash_t) -> str:
+    """A stable text key for a torrent: its v1 infohash (hex), else its v2 one."""
+    return str(ih.v1) if ih.has_v1() else str(ih.v2)
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """A torrent this session seeds."""
+
+    magnet: str
+    infohash: str
+    path: Path
+    size: int
+
+
+class TorrentSession:
+    """A node's libtorrent session, bound to a state folder that survives restarts."""
+
+    def __init__(self, state_dir: Path | str, *, listen: str = "127.0.0.1:0",
+                 dht: bool = False, upload_rate_limit: int = 0,
+                 hybrid: bool = True) -> None:
+        self.state_dir = Path(state_dir)
+        self._resume_dir = self.state_dir / "resume"
+        self._partial_dir = self.state_dir / "partial"
+        for d in (self._resume_dir, self._partial_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self._hybrid = hybrid
+        self._lock = threading.RLock()
+        self._handles: dict[str, lt.torrent_handle] = {}
+        self._errors: dict[str, str] = {}
+        self._fetch_locks: dict[str, threading.Lock] = {}
+        self._closed = threading.Event()
+        host = listen.rsplit(":", 1)[0]
+        self._session = lt.session(self._settings(listen, host, dht, upload_rate_limit))
+        self._restore()
+        self._alert_thread = threading.Thread(target=self._alert_loop, name="torrent-alerts",
+                                              daemon=True)
+        self._alert_thread.start()
+
+    # ---- setup ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _settings(listen: str, host: str, dht: bool, upload_rate_limit: int) -> dict:
+        s = {
+            "listen_interfaces": listen,
+            "enable_dht": dht,
+            "enable_lsd": False,
+            "enable_upnp": False,
+            "enable_natpmp": False,
+            "enable_outgoing_utp": False,
+            "enable_incoming_utp": False,
+            "alert_mask": (lt.alert.category_t.error_notification
+                           | lt.alert.category_t.storage_notification
+                           | lt.alert.category_t.status_notification),
+            # loopback peers share one address; libtorrent would otherwise refuse a second one
+            "allow_multiple_connections_per_ip": True,
+            "upload_rate_limit": upload_rate_limit,
+            "user_agent": "morphware/0.1",
+        }
+        if host not in ("0.0.0.0", "[::]", ""):
+            s["outgoing_interfaces"] = host
+        return s
+
+    def _restore(self) -> None:
+        """Re-add every torrent whose fast-resume data was saved by an earlier session."""
+        for f in sorted(self._resume_dir.glob("*.resume")):
+            try:
+                atp = lt.read_resume_data(f.read_bytes())
+                self._add(atp)
+            except Exception as e:  # noqa: BLE001 - one bad resume file must not stop a node
+                log.warning("ignoring unreadable resume file %s: %s", f, e)
+                f.unlink(missing_ok=True)
+
+    def _add(self, atp: lt.add_torrent_params) -> lt.torrent_handle:
+        h = self._session.add_torrent(atp)
+        key = _key(h.info_hashes())
+        with self._lock:
+            self._handles[key] = h
+            self._errors.pop(key, None)
+        return h
+
+    @property
+    def listen_port(self) -> int:
+        return self._session.listen_port()
+
+    # ---- alerts and resume data -------------------------------------------------------------
+
+    def _alert_loop(self) -> None:
+        last_save = time.monotonic()
+        while not self._closed.is_set():
+            self._session.wait_for_alert(100)
+            self._handle_alerts(self._session.pop_alerts())
+            if time.monotonic() - last_save > RESUME_EVERY_S:
+                self._request_resume_data()
+                last_save = time.monotonic()
+
+    def _handle_alerts(self, alerts: Sequence[lt.alert]) -> None:
+        for a in alerts:
+            if isinstance(a, lt.save_resume_data_alert):
+                self._write_resume(a.params)
+            elif isinstance(a, lt.torrent_error_alert | lt.file_error_alert):
+                key = _key(a.handle.info_hashes())
+                with self._lock:
+                    self._errors[key] = a.message()
+                log.warning("torrent %s: %s", key, a.message())
+
+    def _write_resume(self, params: lt.add_torrent_params) -> None:
+        key = _key(params.info_hashes)
+        with self._lock:
+            if key not in self._handles:
+                return  # removed meanwhile
+        path = self._resume_dir / f"{key}.resume"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(lt.write_resume_data_buf(params))
+        os.replace(tmp, path)
+
+    def _request_resume_data(self, flush: bool = False) -> int:
+        with self._lock:
+            handles = list(self._handles.values())
+        flags = lt.torrent_handle.save_info_dict
+        if flush:
+            flags |= lt.torrent_handle.flush_disk_cache
+        n = 0
+        for h in handles:
+            if h.is_valid():
+                h.save_resume_data(flags)
+                n += 1
+        return n
+
+    def save_state(self, timeout: float = 10.0) -> None:
+        """Write fast-resume data for every torrent now (bounded wait)."""
+        n = self._request_resume_data(flush=True)
+        if self._alert_thread.is_alive():
+            # the alert thread writes them; wait until the files are fresh
+            deadline = time.monotonic() + timeout
+            start = time.time()
+            while time.monotonic() < deadline:
+                with self._lock:
+                    keys = list(self._handles)
+                fresh = sum(1 for k in keys
+                            if (p := self._resume_dir / f"{k}.resume").exists()
+                            and p.stat().st_mtime >= start - 1)
+                if fresh >= n:
+                    return
+                time.sleep(POLL_S)
+            return
+        deadline = time.monotonic() + timeout
+        pending = n
+        while pending and time.monotonic() < deadline:
+            self._session.wait_for_alert(100)
+            alerts = self._session.pop_alerts()
+            pending -= sum(isinstance(a, lt.save_resume_data_alert | lt.save_resume_data_failed_alert)
+                           for a in alerts)
+            self._handle_alerts(alerts)
+
+    # ---- seeding ----------------------------------------------------------------------------
+
+    def seed(self, path: Path | str, peers: Iterable[Peer] = ()) -> Seeded:
+        """Seed one file from where it lies; returns its magnet (with ``x.pe`` hints for
+        ``peers``, typically this node's own reachable address)."""
+        path = Path(path).resolve()
+        if not path.is_file():
+            raise TorrentError(f"cannot seed {path}: not a file")
+        flags = 0 if self._hybrid else lt.create_torrent.v1_only
+        ct = lt.create_torrent(lt.list_files(str(path)), 0, flags)
+        ct.set_creator("morphware")
+        lt.set_piece_hashes(ct, str(path.parent))
+        ti = lt.torrent_info(lt.bencode(ct.generate()))
+        key = _key(ti.info_hashes())
+        with self._lock:
+            existing = self._handles.get(key)
+        if existing is None or not existing.is_valid():
+            atp = lt.add_torrent_params()
+            atp.ti = ti
+            atp.save_path = str(path.parent)
+            atp.flags = lt.torrent_flags.seed_mode | lt.torrent_flags.auto_managed
+            h = self._add(atp)
+            h.save_resume_data(lt.torrent_handle.save_info_dict)
+        magnet = magnet_with_peers(lt.make_magnet_uri(ti), peers)
+        return Seeded(magnet=magnet, infohash=key, path=path, size=ti.total_size())
+
+    def torrent_file(self, infohash: str) -> bytes:
+        """The bencoded .torrent of a torrent this session has metadata for (for clients that
+        prefer a file to a magnet)."""
+        h = self._handle(infohash)
+        ti = h.torrent_file()
+        if ti is None:
+            raise TorrentError(f"no metadata yet for {infohash}")
+        return lt.bencode(lt.create_torrent(ti).generate())
+
+    def _handle(self, infohash: str) -> lt.torrent_handle:
+        with self._lock:
+            h = self._handles.get(infohash)
+        if h is None or not h.is_valid():
+            raise TorrentError(f"no torrent {infohash} in this session")
+        return h
+
+    def connect(self, infohash: str, peers: Iterable[Peer]) -> None:
+        """Ask the torrent to connect to these peers (e.g. a fetcher that is listening)."""
+        h = self._handle(infohash)
+        for p in peers:
+            h.connect_peer(p)
+
+    def remove(self, infohash: str, delete_files: bool = False) -> None:
+        """Stop seeding/fetching a torrent and forget its resume data."""
+        with self._lock:
+            h = self._handles.pop(infohash, None)
+        if h is not None and h.is_valid():
+            self._session.remove_torrent(h, lt.session.delete_files if delete_files else 0)
+        (self._resume_dir / f"{infohash}.resume").unlink(missing_ok=True)
+
+    def stats(self, infohash: str) -> lt.torrent_status:
+        return self._handle(infohash).status()
+
+    # ---- fetching ---------------------------------------------------------------------------
+
+    def fetch(self, magnet: str, dest: Path | str, content_hash: bytes | str, *,
+              peers: Iterable[Peer] = (), timeout: float = 600.0,
+              stall_timeout: float = 30.0, progress: Progress | None = None,
+              keep_seeding: bool = True) -> Path:
+        """Download the magnet's file and put it at ``dest`` once its SHA-256 matches.
+
+        ``dest`` is a file path. Raises FetchTimeout (nothing received for ``stall_timeout`` s,
+        or not done in ``timeout`` s; partial data stays under ``<state>/partial`` for a later
+        retry), ContentHashMismatch (the partial data is deleted) or TorrentError.
+        """
+        expected = normalize_hash(content_hash)
+        dest = Path(dest)
+        if dest.is_file() and sha256_file(dest) == expected:
+            return dest
+        try:
+            atp = lt.parse_magnet_uri(magnet)
+        except Exception as e:  # noqa: BLE001 - libtorrent raises RuntimeError subtypes
+            raise TorrentError(f"not a valid magnet link: {magnet[:80]!r}: {e}") from None
+        peers = list(peers) + [tuple(p) for p in atp.peers]
+        key = _key(atp.info_hashes)
+        with self._lock:
+            fetch_lock = self._fetch_locks.setdefault(key, threading.Lock())
+        with fetch_lock:  # two threads fetching one artifact: the second finds it in place
+            if dest.is_file() and sha256_file(dest) == expected:
+                return dest
+            h = self._fetch_handle(key, atp)
+            ti = self._wait(h, key, peers, timeout, stall_timeout, progress)
+            return self._finish(h, key, ti, dest, expected, keep_seeding)
+
+    def _fetch_handle(self, key: str, atp: lt.add_torrent_params) -> lt.torrent_handle:
+        with self._lock:
+            h = self._handles.get(key)
+        if h is not None and h.is_valid():
+            h.resume()
+            return h
+        atp.save_path = str(self._partial_dir / key)
+        atp.flags &= ~lt.torrent_flags.paused
+        atp.flags |= lt.torrent_flags.auto_managed
+        return self._add(atp)
+
+    def _wait(self, h: lt.torrent_handle, key: str, peers: list[Peer], timeout: float,
+              stall_timeout: float, progress: Progress | None) -> lt.torrent_info:
+        start = last_progress = time.monotonic()
+        last_done, last_connect = -1, 0.0
+        while True:
+            now = time.monotonic()
+            st = h.status()
+            with self._lock:
+                err = self._errors.get(key)
+            if err or st.errc.value():
+                raise TorrentError(f"torrent {key} failed: {err or st.errc.message()}")
+            done = st.total_wanted_done
+            if done != last_done:
+                last_done, last_progress = done, now
+                if progress is not None and st.has_metadata:
+                    progress(done, st.total_wanted)
+            if st.is_seeding or (st.has_metadata and st.state == lt.torrent_status.seeding):
+                return h.torrent_file()
+            if now - last_connect > RECONNECT_EVERY_S and st.num_peers == 0:
+                for p in peers:
+                    h.connect_peer(p)
+                last_connect = now
+            if now - last_progress > stall_timeout:
+                raise FetchTimeout(self._stall_message(key, st, peers, stall_timeout))
+            if now - start > timeout:
+                raise FetchTimeout(f"fetch of {key} not complete after {timeout:.0f} s "
+                                   f"({done}/{st.total_wanted} bytes)")
+            time.sleep(POLL_S)
+
+    @staticmethod
+    def _stall_message(key: str, st: lt.torrent_status, peers: list[Peer], s: float) -> str:
+        where = ", ".join(f"{h}:{p}" for h, p in peers) or "no peers given (and DHT is off?)"
+        what = ("metadata" if not st.has_metadata
+                else f"data ({st.total_wanted_done}/{st.total_wanted} bytes so far)")
+        return (f"fetch of {key}: no {what} received for {s:.0f} s from {where}; "
+                f"the seeder may be down (partial data is kept for a retry)")
+
+    def _finish(self, h: lt.torrent_handle, key: str, ti: lt.torrent_info, dest: Path,
+                expected: bytes, keep_seeding: bool) -> Path:
+        """Verify the completed download's hash, then move it into place (and seed it)."""
+        part = self._partial_dir / key / ti.files().file_path(0)
+        self.remove(key)
+        self._wait_gone(h)
+        got = sha256_file(part)
+        if got != expected:
+            shutil.rmtree(self._partial_dir / key, ignore_errors=True)
+            raise ContentHashMismatch(
+                f"content of {key} has SHA-256 {got.hex()}, expected {expected.hex()} "
+                f"(the magnet does not match the hash on chain); the download was discarded")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(part, dest)
+        shutil.rmtree(self._partial_dir / key, ignore_errors=True)
+        if keep_seeding:
+            self._seed_verified(ti, dest)
+        return dest
+
+    def _seed_verified(self, ti: lt.torrent_info, path: Path) -> None:
+        """Seed a verified download under its original infohash, from its final name."""
+        atp = lt.add_torrent_params()
+        atp.ti = ti
+        atp.save_path = str(path.parent)
+        if ti.files().file_path(0) != path.name:
+            atp.renamed_files = {0: path.name}
+        atp.flags = lt.torrent_flags.seed_mode | lt.torrent_flags.auto_managed
+        self._add(atp).save_resume_data(lt.torrent_handle.save_info_dict)
+
+    @staticmethod
+    def _wait_gone(h: lt.torrent_handle, timeout: float = 5.0) -> None:
+        """libtorrent removes torrents asynchronously; wait so its file handles are closed."""
+        deadline = time.monotonic() + timeout
+        while h.is_valid() and time.monotonic() < deadline:
+            time.sleep(POLL_S / 5)
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    def close(self, save: bool = True) -> None:
+        """Persist resume data (bounded wait) and stop the session."""
+        if self._closed.is_set():
+            return
+        if save:
+            with contextlib.suppress(Exception):
+                self.save_state()
+        self._closed.set()
+        self._alert_thread.join(timeout=2.0)
+        with self._lock:
+            self._handles.clear()
+        del self._session
+
+    def __enter__(self) -> TorrentSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
