@@ -1,0 +1,55 @@
+"""The compiler's top-level entry point."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from typing import Any
+
+import numpy as np
+from morphware.compiler import cost, frontend
+from morphware.compiler.errors import CompileError
+from morphware.compiler.program import Program
+from morphware.systolic.params import ArrayParams
+
+
+def _check_calib(calib: Any, shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        x = np.asarray(calib, np.float32)
+    except (TypeError, ValueError) as e:
+        raise CompileError(f"calibration data: not a numeric array ({e})") from e
+    if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != tuple(shape):
+        raise CompileError(f"calibration data: shape {x.shape} does not match the model input "
+                           f"(N, {', '.join(map(str, shape))})")
+    if x.shape[0] == 0:
+        raise CompileError("calibration data: no samples (N = 0)")
+    if not np.all(np.isfinite(x)):
+        raise CompileError("calibration data: contains NaN or infinity")
+    return x
+
+
+def compile_model(model: Any, params: ArrayParams, calib: np.ndarray, bits: int | None = None,
+                  example_input: Any = None, name: str = "model") -> tuple[Program, dict[str, Any]]:
+    """Compile ``model`` (ONNX path, bytes, ``onnx.ModelProto`` or torch module) for ``params``.
+
+    ``calib`` is a batch ``(N, *input_shape)`` in the model's own input layout; a torch module is
+    exported with ``example_input`` (default: the first calibration sample). ``bits`` (8 or 16)
+    overrides ``params.data_bits``. Returns the Program and the compile report
+    (:func:`morphware.compiler.cost.report`, batch 1).
+    """
+    if bits is not None and bits != params.data_bits:
+        params = dataclasses.replace(params, data_bits=bits)
+    if example_input is None and not isinstance(model, (str, bytes)) and hasattr(model, "forward"):
+        example_input = np.asarray(calib, np.float32)[:1]
+    mp = frontend.load_onnx(model, example_input)
+    frontend.validate(mp)
+    shape = frontend.input_shape(mp)
+    x = _check_calib(calib, shape)
+    wrapper = frontend.clean(mp)
+    with tempfile.TemporaryDirectory() as tmp:
+        hm = frontend.to_hls(wrapper, "Systolic", output_dir=tmp, project_name=name,
+                             rows=params.rows, cols=params.cols, data_bits=params.data_bits,
+                             acc_depth=params.acc_depth, calibration=x, onnx_input_shape=shape)
+    program: Program = hm.systolic_program
+    program.meta["name"] = name
+    return program, cost.report(program)

@@ -1,0 +1,164 @@
+"""Executors of a Program. Host ops run here in numpy; GEMM commands go to a *GEMM backend*: any
+object with ``gemm(calls: list[GemmCall]) -> list[GemmResult]``. Three exist: the golden model
+(:class:`GoldenBackend`), the RTL simulation (:class:`RtlBackend`) and the runtime's FPGA driver.
+Because only the backend differs, all executors agree bit for bit exactly when their GEMMs do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from morphware.compiler import hostops
+from morphware.compiler.cost import cycle_fn
+from morphware.compiler.lower import m_chunks
+from morphware.compiler.program import Program
+from morphware.systolic import golden
+from morphware.systolic.params import ArrayParams
+
+
+@dataclass
+class GemmCall:
+    """One array command (the fields of ``morphware.systolic.sim.GemmCall``)."""
+
+    a: np.ndarray
+    w: np.ndarray
+    bias: np.ndarray
+    mult: np.ndarray
+    shift: np.ndarray
+    relu: bool = False
+    raw: bool = False
+
+
+@dataclass
+class GemmResult:
+    out: np.ndarray
+    cycles: int
+    stall_cycles: int = 0
+
+
+class GemmBackend(Protocol):
+    def gemm(self, calls: list[GemmCall]) -> list[Any]: ...
+
+
+class GoldenBackend:
+    """The bit-exact specification; cycles come from the cost model."""
+
+    def __init__(self, p: ArrayParams) -> None:
+        self.p = p
+        self.cycles, _ = cycle_fn()
+
+    def gemm(self, calls: list[GemmCall]) -> list[GemmResult]:
+        out = []
+        for c in calls:
+            y = golden.gemm(c.a, c.w, c.bias, c.mult, c.shift, self.p, relu=c.relu, raw=c.raw)
+            m, k = c.a.shape
+            out.append(GemmResult(y, int(self.cycles(m, k, c.w.shape[1], self.p))))
+        return out
+
+
+class RtlBackend:
+    """The array's RTL in simulation: one simulator invocation per batch of commands."""
+
+    def __init__(self, p: ArrayParams, sim: str = "verilator") -> None:
+        self.p = p
+        self.sim = sim
+
+    def gemm(self, calls: list[GemmCall]) -> list[Any]:
+        from morphware.systolic.sim import GemmCall as SimCall
+        from morphware.systolic.sim import run_gemms
+
+        sim_calls = [SimCall(c.a, c.w, c.bias, c.mult, c.shift, relu=c.relu, raw=c.raw)
+                     for c in calls]
+        return run_gemms(self.p, sim_calls, sim=self.sim)
+
+
+@dataclass
+class Execution:
+    """Result of running a Program: the output and, per GEMM layer, the cycles the backend took."""
+
+    output: np.ndarray
+    cycles: dict[str, int] = field(default_factory=dict)
+    stall_cycles: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_cycles(self) -> int:
+        return sum(self.cycles.values())
+
+
+def make_backend(backend: str | GemmBackend, p: ArrayParams) -> GemmBackend:
+    if not isinstance(backend, str):
+        if not callable(getattr(backend, "gemm", None)):
+            raise TypeError("backend must be 'golden', 'rtl', 'rtl-icarus' or have gemm(calls)")
+        return backend
+    if backend == "golden":
+        return GoldenBackend(p)
+    if backend in ("rtl", "rtl-verilator"):
+        return RtlBackend(p, "verilator")
+    if backend == "rtl-icarus":
+        return RtlBackend(p, "icarus")
+    raise ValueError(f"unknown backend {backend!r}: use golden, rtl, rtl-icarus or an object")
+
+
+def _batch(program: Program, x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    shape = tuple(program.input_shape)
+    if x.shape == shape:
+        x = x[None]
+    if x.shape[1:] != shape:
+        raise ValueError(f"input {program.input_name!r}: shape {x.shape} does not match the "
+                         f"program's per-sample shape {shape} (with a leading batch axis)")
+    return x
+
+
+def _run_gemm(program: Program, ins: dict[str, Any], a_in: np.ndarray, backend: GemmBackend,
+              ex: Execution) -> np.ndarray:
+    p = program.params
+    arr = program.arrays
+    n_batch = a_in.shape[0]
+    if ins["kind"] == "conv2d":
+        c = ins["conv"]
+        a = hostops.im2col(a_in, c["kh"], c["kw"], c["sh"], c["sw"], tuple(c["pads"]))
+    else:
+        a = a_in.reshape(-1, a_in.shape[-1])
+    w = arr[ins["w_key"]].astype(np.int64)
+    consts = [arr[ins[k]].astype(np.int64) for k in ("bias_key", "mult_key", "shift_key")]
+    calls = [GemmCall(a[s:s + m], w, *consts, relu=ins["relu"], raw=ins["raw"])
+             for s, m in m_chunks(a.shape[0], p.acc_depth)]
+    results = backend.gemm(calls)
+    ex.cycles[ins["layer"]] = ex.cycles.get(ins["layer"], 0) + sum(int(r.cycles) for r in results)
+    ex.stall_cycles[ins["layer"]] = ex.stall_cycles.get(ins["layer"], 0) + sum(
+        int(getattr(r, "stall_cycles", 0)) for r in results)
+    y = np.concatenate([np.asarray(r.out, np.int64) for r in results], axis=0)
+    return y.reshape(n_batch, *ins["out_shape"])
+
+
+def run(program: Program, x: np.ndarray, backend: str | GemmBackend = "golden") -> Execution:
+    """Execute ``program`` on a batch ``x`` (``(N, *program.input_shape)`` or one sample)."""
+    be = make_backend(backend, program.params)
+    p = program.params
+    ex = Execution(np.empty(0))
+    env: dict[str, np.ndarray] = {program.input_name: _batch(program, x)}
+    for ins in program.instructions:
+        xs = [env[t] for t in ins["inputs"]]
+        op = ins["op"]
+        if op == "gemm":
+            y = _run_gemm(program, ins, xs[0], be, ex)
+        elif op == "quantize":
+            y = hostops.quantize(xs[0], ins["scale"], p.qmin, p.qmax)
+        elif op == "dequantize":
+            y = hostops.dequantize(xs[0], program.arrays[ins["scale_key"]])
+        else:
+            arrays = {k[:-4]: program.arrays[v] for k, v in ins.items() if k.endswith("_key")}
+            y = hostops.run_host(op, xs, ins.get("attrs", {}), arrays)
+        env[ins["output"]] = y
+        for t in ins.get("free", []):
+            env.pop(t, None)
+    ex.output = env[program.output_name]
+    return ex
+
+
+def execute(program: Program, x: np.ndarray, backend: str | GemmBackend = "golden") -> np.ndarray:
+    """Run ``program`` and return only its (float) output."""
+    return run(program, x, backend).output

@@ -1,0 +1,191 @@
+"""Quantise a float IR and lower it to Program instructions.
+
+Stages (each a pass of the Systolic hls4ml backend, see hls4ml_backend/passes):
+
+* calibrate: run the float IR on calibration data, record max |x| of every tensor;
+* lower: dense/conv2d -> ``gemm`` (conv via im2col), a following ReLU fused into the output stage,
+  a GEMM producing the model output in raw mode + host ``dequantize``; everything else -> host
+  ops, on integers where exact (relu, pools, reshape), otherwise on floats with explicit
+  ``dequantize`` / ``quantize`` instructions at the boundaries;
+* tile: annotate every GEMM with its K/N tiling for the R x C array;
+* schedule: fix execution order and free every tensor after its last use.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from morphware.compiler import hostops, quantize
+from morphware.compiler.errors import CompileError
+from morphware.compiler.graph import FloatGraph, Node
+from morphware.systolic.params import ArrayParams
+
+
+def calibrate(g: FloatGraph, calib: np.ndarray, batch: int = 256) -> dict[str, float]:
+    """Max |x| of every tensor over the calibration set ``(N, *g.input_shape)``."""
+    stats: dict[str, float] = {}
+    for s in range(0, calib.shape[0], batch):
+        env = g.run(calib[s:s + batch], keep=True)
+        for name, v in env.items():
+            m = float(np.abs(v).max()) if v.size else 0.0
+            stats[name] = max(stats.get(name, 0.0), m)
+    return stats
+
+
+@dataclass
+class Lowering:
+    """Mutable state while lowering: emitted instructions, arrays and the domain of each tensor."""
+
+    p: ArrayParams
+    stats: dict[str, float]
+    instructions: list[dict[str, Any]] = field(default_factory=list)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    scale: dict[str, float] = field(default_factory=dict)   # integer tensors -> their scale
+
+    def emit(self, ins: dict[str, Any]) -> None:
+        self.instructions.append(ins)
+
+    def act_scale(self, tensor: str) -> float:
+        if tensor not in self.stats:
+            raise CompileError(f"tensor {tensor}: no calibration statistics")
+        return quantize.tensor_scale(self.stats[tensor], self.p.data_bits)
+
+    def as_int(self, tensor: str, layer: str) -> str:
+        """Name of an integer version of ``tensor``, emitting a ``quantize`` if it is float."""
+        if tensor in self.scale:
+            return tensor
+        q = f"{tensor}:q"
+        if q not in self.scale:
+            s = self.act_scale(tensor)
+            self.emit({"op": "quantize", "layer": layer, "inputs": [tensor], "output": q, "scale": s})
+            self.scale[q] = s
+        return q
+
+    def as_float(self, tensor: str, layer: str) -> str:
+        """Name of a float version of ``tensor``, emitting a ``dequantize`` if it is integer."""
+        if tensor not in self.scale:
+            return tensor
+        f = f"{tensor}:f"
+        if not any(i["output"] == f for i in self.instructions):
+            key = f"scale.{f}"
+            self.arrays[key] = np.array([self.scale[tensor]], np.float64)
+            self.emit({"op": "dequantize", "layer": layer, "inputs": [tensor], "output": f,
+                       "scale_key": key})
+        return f
+
+
+def _fused_relu(g: FloatGraph, n: Node) -> Node | None:
+    users = g.consumers(n.output)
+    if n.output != g.output and len(users) == 1 and users[0].op == "relu":
+        return users[0]
+    return None
+
+
+def _lower_gemm(lw: Lowering, g: FloatGraph, n: Node, relu: Node | None) -> None:
+    p = lw.p
+    src = lw.as_int(n.inputs[0], n.name)
+    s_x = lw.scale[src]
+    out = relu.output if relu else n.output
+    raw = out == g.output and relu is None
+    w = n.arrays["w"]
+    wq, s_w = quantize.quantize_weights(w, p.data_bits)
+    acc_scale = s_x * s_w
+    bias = quantize.quantize_bias(n.arrays["b"], acc_scale)
+    k = int(np.prod(w.shape[:-1]))
+    ncols = int(w.shape[-1])
+    pre = f"L{len(lw.instructions)}.{n.name}"
+    lw.arrays[f"{pre}.w"] = wq.reshape(k, ncols).astype(np.int16 if p.data_bits == 16 else np.int8)
+    lw.arrays[f"{pre}.bias"] = bias.astype(np.int32)
+    ins: dict[str, Any] = {"op": "gemm", "layer": n.name, "kind": n.op, "inputs": [src],
+                           "output": out, "k": k, "n": ncols, "relu": relu is not None, "raw": raw,
+                           "w_key": f"{pre}.w", "bias_key": f"{pre}.bias",
+                           "in_shape": list(g.shapes[n.inputs[0]]), "out_shape": list(g.shapes[out])}
+    if n.op == "conv2d":
+        ins["conv"] = {k2: n.attrs[k2] for k2 in ("kh", "kw", "sh", "sw", "pads")}
+    if raw:
+        mult = np.ones(ncols, np.int64)
+        shift = np.zeros(ncols, np.int64)
+    else:
+        s_y = lw.act_scale(out)
+        mult, shift = quantize.requant_params(acc_scale / s_y)
+        ins["out_scale"] = s_y
+    lw.arrays[f"{pre}.mult"] = mult.astype(np.uint16)
+    lw.arrays[f"{pre}.shift"] = shift.astype(np.uint8)
+    ins["mult_key"], ins["shift_key"] = f"{pre}.mult", f"{pre}.shift"
+    lw.emit(ins)
+    if raw:  # accumulator units -> float on the host, per output column
+        lw.arrays[f"{pre}.acc_scale"] = acc_scale.astype(np.float64)
+        lw.emit({"op": "dequantize", "layer": n.name, "inputs": [out], "output": f"{out}:f",
+                 "scale_key": f"{pre}.acc_scale"})
+    else:
+        lw.scale[out] = s_y
+
+
+def _lower_host(lw: Lowering, n: Node) -> None:
+    ins: dict[str, Any] = {"op": n.op, "layer": n.name, "output": n.output, "attrs": n.attrs}
+    for k, v in n.arrays.items():
+        key = f"L{len(lw.instructions)}.{n.name}.{k}"
+        lw.arrays[key] = np.asarray(v, np.float32)
+        ins[f"{k}_key"] = key
+    if n.op in hostops.INT_EXACT and all(i in lw.scale for i in n.inputs):
+        ins["inputs"] = list(n.inputs)
+        lw.scale[n.output] = lw.scale[n.inputs[0]]
+    else:
+        ins["inputs"] = [lw.as_float(i, n.name) for i in n.inputs]
+    lw.emit(ins)
+
+
+def lower(g: FloatGraph, stats: dict[str, float], p: ArrayParams,
+          input_adapt: dict[str, Any] | None) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], str]:
+    """Lower the float IR; returns (instructions, arrays, name of the float output tensor)."""
+    lw = Lowering(p, stats)
+    if input_adapt is not None:
+        lw.emit(input_adapt)
+    fused: set[str] = set()
+    for n in g.nodes:
+        if n.name in fused:
+            continue
+        if n.op in ("dense", "conv2d"):
+            relu = _fused_relu(g, n)
+            if relu is not None:
+                fused.add(relu.name)
+            _lower_gemm(lw, g, n, relu)
+        else:
+            _lower_host(lw, n)
+    out = g.output
+    if any(i["output"] == f"{out}:f" for i in lw.instructions):
+        out = f"{out}:f"
+    else:
+        out = lw.as_float(out, "output")
+    return lw.instructions, lw.arrays, out
+
+
+def tile(instructions: list[dict[str, Any]], p: ArrayParams) -> None:
+    """Annotate GEMMs with their tiling: K in tiles of R rows, N in tiles of C columns, and the
+    output rows each sample contributes (M per sample; conv: OH*OW)."""
+    for ins in instructions:
+        if ins["op"] != "gemm":
+            continue
+        ins["k_tiles"] = math.ceil(ins["k"] / p.rows)
+        ins["n_tiles"] = math.ceil(ins["n"] / p.cols)
+        out_shape = ins["out_shape"]
+        ins["m_per_sample"] = int(np.prod(out_shape[:-1])) if len(out_shape) > 1 else 1
+
+
+def schedule(instructions: list[dict[str, Any]], keep: set[str]) -> None:
+    """Annotate each instruction with the tensors that die after it (``free``), so executors hold
+    only live activations. Order is the topological order hls4ml gave; it is already valid."""
+    last: dict[str, int] = {}
+    for idx, ins in enumerate(instructions):
+        for t in ins["inputs"]:
+            last[t] = idx
+    for idx, ins in enumerate(instructions):
+        ins["free"] = sorted(t for t in set(ins["inputs"]) if last[t] == idx and t not in keep)
+
+
+def m_chunks(m: int, acc_depth: int) -> list[tuple[int, int]]:
+    """Split M output rows into commands of at most ``acc_depth`` rows: [(start, rows), ...]."""
+    return [(s, min(acc_depth, m - s)) for s in range(0, m, acc_depth)]
