@@ -18,6 +18,7 @@ app = typer.Typer(
 
 COMMAND_MODULES: list[str] = [
     "doctor",
+    "compile",
 ]
 
 
