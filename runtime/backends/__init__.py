@@ -1,0 +1,1 @@
+"""Execution backends: one module per backend (``ops_<name>.py``), found by ``registry``."""

@@ -1,0 +1,41 @@
+"""What the cpu and cuda backends share: float inference of an ONNX model through torch."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from morphware.runtime.backends.base import Backend, Capabilities
+
+if TYPE_CHECKING:
+    import onnx
+
+BATCH = 1024
+
+
+class TorchBackend(Backend):
+    """A torch device running the ONNX->torch converter's module, in float32."""
+
+    def capabilities(self) -> Capabilities:
+        from morphware.runtime.onnx_torch import supported_ops
+
+        return Capabilities(train=True, programs=False,
+                            ops=frozenset(supported_ops()) | {"Constant"})
+
+    def predict(self, model: onnx.ModelProto, x: np.ndarray,
+                calib: np.ndarray | None = None) -> np.ndarray:
+        import torch
+        from morphware.runtime.onnx_torch import input_shape, to_torch
+        from morphware.runtime.training import prepare_inputs
+
+        self.require(model)
+        x = prepare_inputs(x, input_shape(model), "inputs")
+        device = self.torch_device()
+        module = to_torch(model).to(device).eval()
+        outs = []
+        with torch.inference_mode():
+            for i in range(0, len(x), BATCH):
+                y = module(torch.from_numpy(x[i:i + BATCH]).to(device))
+                y = y[0] if isinstance(y, tuple) else y
+                outs.append(y.float().cpu().numpy())
+        return np.concatenate(outs) if outs else np.zeros((0,), np.float32)

@@ -1,0 +1,273 @@
+"""The training engine: an ONNX model, an .npz training set and a recipe in; a trained ONNX out.
+
+Everything a worker receives is data (ONNX, .npz, the recipe as TOML), so nothing submitted is
+executed: the ONNX graph is converted to a torch module by ``morphware.runtime.onnx_torch``. The
+loop emits per-step losses and per-epoch metrics to a callback (the worker publishes them as its
+live loss curve), is deterministic on CPU given the recipe's seed, checkpoints after every epoch
+(model, optimizer, RNG, curve) and resumes from a checkpoint, and stops with ``TrainingError`` on
+a non-finite loss instead of shipping a broken model.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from morphware.runtime.safe_io import DatasetError, load_onnx, load_xy
+
+if TYPE_CHECKING:
+    import torch
+    from morphware.runtime.jobspec import TrainingRecipe
+    from morphware.runtime.onnx_torch import OnnxModule
+
+CHECKPOINT_VERSION = 1
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, unusable checkpoint, data that does not fit)."""
+
+
+@dataclass(frozen=True)
+class TrainEvent:
+    """One progress report: ``kind`` is "step" (loss of one batch) or "epoch" (metrics)."""
+
+    kind: str
+    epoch: int
+    step: int
+    loss: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    total_steps: int = 0
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced. ``loss_curve`` holds the mean loss of each epoch;
+    ``step_losses`` every batch's loss (across resumed runs)."""
+
+    metrics: dict[str, float]
+    loss_curve: list[float]
+    step_losses: list[float]
+    backend: str
+    epochs: int
+    onnx_path: Path
+    seconds: float
+
+
+EventCallback = Callable[[TrainEvent], None]
+
+
+def _loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    import torch.nn.functional as F
+
+    losses = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss,
+              "bce": F.binary_cross_entropy_with_logits}
+    if name not in losses:
+        raise TrainingError(f"unknown loss {name!r}; known: {', '.join(losses)}")
+    return losses[name]
+
+
+def make_optimizer(recipe: TrainingRecipe, params: Any) -> torch.optim.Optimizer:
+    """The recipe's optimizer over ``params``."""
+    import torch
+
+    lr, wd = recipe.learning_rate, recipe.weight_decay
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=recipe.momentum, weight_decay=wd)
+    raise TrainingError(f"unknown optimizer {recipe.optimizer!r}; known: adam, adamw, sgd")
+
+
+def prepare_inputs(x: np.ndarray, shape: list[int | None], source: str) -> np.ndarray:
+    """Float32 inputs shaped like the model's input; a flat sample is reshaped when the element
+    counts agree (an 8x8 image stored as 64 features), anything else is a DatasetError."""
+    x = np.asarray(x, dtype=np.float32)
+    want = shape[1:]
+    if not want or any(d is None for d in want) or list(x.shape[1:]) == want:
+        return x
+    if math.prod(x.shape[1:]) == math.prod(want):  # type: ignore[arg-type]
+        return x.reshape(len(x), *want)  # type: ignore[arg-type]
+    raise DatasetError(f"{source}: samples of shape {tuple(x.shape[1:])} do not fit the model "
+                       f"input {tuple(want)}")
+
+
+def prepare_targets(y: np.ndarray, loss: str, source: str) -> np.ndarray:
+    """Class indices (int64) for cross-entropy, float32 targets for mse/bce."""
+    if loss == "cross_entropy":
+        if y.ndim == 2 and y.dtype.kind == "f":  # one-hot or soft labels -> indices
+            return y.argmax(axis=1).astype(np.int64)
+        if y.ndim != 1 or y.dtype.kind not in "biu":
+            raise DatasetError(f"{source}: cross_entropy needs integer class labels y of shape "
+                               f"(N,), got {y.dtype} {y.shape}")
+        if y.min() < 0:
+            raise DatasetError(f"{source}: class labels must be >= 0, found {int(y.min())}")
+        return y.astype(np.int64)
+    return y.astype(np.float32)
+
+
+def _torch_device(backend: str) -> tuple[str, str]:
+    """(backend name, torch device) for a training backend choice."""
+    from morphware.runtime.backends.registry import get_backend, select_backend
+
+    b = select_backend("train") if backend == "auto" else get_backend(backend)
+    ok, why = b.available()
+    if not ok:
+        raise TrainingError(f"backend {b.name!r} is not usable here: {why}")
+    if not b.capabilities().train:
+        raise TrainingError(f"backend {b.name!r} cannot train; use cpu or cuda")
+    return b.name, b.torch_device()
+
+
+def _save_checkpoint(path: Path, module: OnnxModule, opt: torch.optim.Optimizer, epoch: int,
+                     gen: torch.Generator, curve: list[float], steps: list[float],
+                     recipe: TrainingRecipe) -> None:
+    import torch
+
+    state = {"version": CHECKPOINT_VERSION, "epoch": epoch, "model": module.state_dict(),
+             "optimizer": opt.state_dict(), "rng": gen.get_state(), "torch_rng":
+             torch.get_rng_state(), "loss_curve": curve, "step_losses": steps,
+             "recipe": recipe.to_dict()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: a crash never leaves half a checkpoint
+
+
+def _load_checkpoint(path: Path, recipe: TrainingRecipe) -> dict[str, Any]:
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a damaged file
+        raise TrainingError(f"{path}: unreadable checkpoint ({e})") from e
+    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+        raise TrainingError(f"{path}: not a version-{CHECKPOINT_VERSION} training checkpoint")
+    if state["recipe"] != recipe.to_dict():
+        raise TrainingError(f"{path}: checkpoint was written for a different recipe "
+                            f"{state['recipe']}; refusing to resume")
+    return state
+
+
+def _batch_metrics(logits: torch.Tensor, y: torch.Tensor, loss: str) -> tuple[int, int]:
+    if loss != "cross_entropy":
+        return 0, 0
+    return int((logits.argmax(dim=1) == y).sum()), len(y)
+
+
+@dataclass
+class _Loop:
+    module: OnnxModule
+    opt: torch.optim.Optimizer
+    loss_fn: Callable[..., torch.Tensor]
+    recipe: TrainingRecipe
+    device: str
+    on_event: EventCallback | None
+
+    def epoch(self, e: int, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator,
+              steps: list[float]) -> dict[str, float]:
+        import torch
+
+        self.module.train()
+        n, bs = len(x), self.recipe.batch_size
+        order = torch.randperm(n, generator=gen)
+        total, correct, seen = 0.0, 0, 0
+        n_batches = math.ceil(n / bs)
+        for b in range(n_batches):
+            idx = order[b * bs:(b + 1) * bs]
+            xb, yb = x[idx].to(self.device), y[idx].to(self.device)
+            self.opt.zero_grad(set_to_none=True)
+            out = self.module(xb)
+            loss = self.loss_fn(out, yb)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise TrainingError(f"loss became {value} at epoch {e + 1}, batch {b + 1}; "
+                                    f"lower the learning rate ({self.recipe.learning_rate}) or "
+                                    "check the data for extreme values")
+            loss.backward()
+            self.opt.step()
+            steps.append(value)
+            total += value * len(idx)
+            c, s = _batch_metrics(out.detach(), yb, self.recipe.loss)
+            correct, seen = correct + c, seen + s
+            if self.on_event:
+                self.on_event(TrainEvent("step", e + 1, b + 1, value, total_steps=n_batches))
+        metrics = {"loss": total / n}
+        if seen:
+            metrics["accuracy"] = correct / seen
+        return metrics
+
+
+def train_onnx(onnx_path: str | Path, train_npz: str | Path, recipe: TrainingRecipe,
+               out_onnx: str | Path, on_event: EventCallback | None = None,
+               backend: str = "auto", checkpoint: str | Path | None = None) -> TrainResult:
+    """Train the ONNX model on ``train_npz`` (arrays x, y) following ``recipe``; write the trained
+    model to ``out_onnx``. With ``checkpoint``, state is saved there after every epoch and, if
+    the file exists, training resumes from it (same recipe required)."""
+    import torch
+    from morphware.runtime.onnx_torch import export_onnx, input_shape, to_torch
+
+    t0 = time.perf_counter()
+    name, device = _torch_device(backend)
+    model = load_onnx(onnx_path)
+    xs, ys = load_xy(train_npz)
+    xs = prepare_inputs(xs, input_shape(model), str(train_npz))
+    ys = prepare_targets(ys, recipe.loss, str(train_npz))
+    torch.manual_seed(recipe.seed)
+    module = to_torch(model).to(device)
+    opt = make_optimizer(recipe, module.parameters())
+    gen = torch.Generator().manual_seed(recipe.seed)
+    start, curve, steps = 0, [], []
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if ckpt is not None and ckpt.exists():
+        state = _load_checkpoint(ckpt, recipe)
+        module.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        start, curve, steps = state["epoch"], list(state["loss_curve"]), list(state["step_losses"])
+    x, y = torch.from_numpy(xs), torch.from_numpy(ys)
+    loop = _Loop(module, opt, _loss_fn(recipe.loss), recipe, device, on_event)
+    _check_output(module, x[:2].to(device), y[:2].to(device), float(ys.max()), loop.loss_fn,
+                  str(train_npz))
+    metrics: dict[str, float] = {}
+    for e in range(start, recipe.epochs):
+        metrics = loop.epoch(e, x, y, gen, steps)
+        curve.append(metrics["loss"])
+        if on_event:
+            on_event(TrainEvent("epoch", e + 1, 0, metrics["loss"], dict(metrics)))
+        if ckpt is not None:
+            _save_checkpoint(ckpt, module, opt, e + 1, gen, curve, steps, recipe)
+    if not metrics:  # resumed from a finished checkpoint: report its final state
+        metrics = {"loss": curve[-1]} if curve else {}
+    module = module.to("cpu")
+    out = export_onnx(module, x[:1], out_onnx)
+    return TrainResult(metrics, curve, steps, name, recipe.epochs, out,
+                       time.perf_counter() - t0)
+
+
+def _check_output(module: OnnxModule, x: torch.Tensor, y: torch.Tensor, y_max: float,
+                  loss_fn: Callable[..., torch.Tensor], source: str) -> None:
+    """Fail before the first epoch, with a clear message, if outputs and targets cannot meet."""
+    import torch
+
+    module.eval()
+    with torch.no_grad():
+        out = module(x)
+    if isinstance(out, tuple):
+        raise TrainingError(f"model has {len(out)} outputs; training needs exactly one")
+    if y.dtype == torch.int64 and out.dim() == 2 and int(y_max) >= out.shape[1]:
+        raise DatasetError(f"{source}: class label {int(y_max)} does not exist: the model has "
+                           f"{out.shape[1]} outputs")
+    try:
+        loss_fn(out, y)
+    except (RuntimeError, ValueError, IndexError) as e:
+        raise DatasetError(f"{source}: targets y{tuple(y.shape[1:])} do not fit the model's "
+                           f"output {tuple(out.shape[1:])}: {str(e).splitlines()[0]}") from e
