@@ -6,8 +6,6 @@ from __future__ import annotations
 import numpy as np
 from morphware.systolic.golden import MAX_SHIFT, MULT_BITS
 
-INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
-
 
 def qmax(bits: int) -> int:
     return (1 << (bits - 1)) - 1
@@ -18,18 +16,29 @@ def tensor_scale(max_abs: float, bits: int) -> float:
     return float(max_abs) / qmax(bits) if max_abs > 0 else 1.0
 
 
+ACC_BUDGET = 1 << 30  # |sum a*w| bound, leaving half the int32 range to the bias
+
+
 def quantize_weights(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-output-channel (last axis) symmetric weights: returns ``(wq int64, scale float64[N])``."""
+    """Per-output-channel (last axis) symmetric weights: returns ``(wq int64, scale float64[N])``.
+
+    The 32-bit accumulator must never wrap: for every column, ``qmax * sum_k |wq[k, n]|`` (the
+    worst case over all inputs) stays within ACC_BUDGET. With int8 this never binds; with int16
+    it coarsens the weights of wide columns instead of letting the sum overflow.
+    """
     w2 = np.asarray(w, np.float64).reshape(-1, w.shape[-1])
     m = np.abs(w2).max(axis=0)
-    scale = np.where(m > 0, m / qmax(bits), 1.0)
+    l1 = np.abs(w2).sum(axis=0)
+    scale = np.maximum(m / qmax(bits), l1 * qmax(bits) / ACC_BUDGET)
+    scale = np.where(m > 0, scale, 1.0)
     wq = np.clip(np.rint(w2 / scale), -qmax(bits), qmax(bits)).astype(np.int64)
     return wq.reshape(w.shape), scale
 
 
 def quantize_bias(b: np.ndarray, acc_scale: np.ndarray) -> np.ndarray:
-    """Bias in accumulator units (``s_x * s_w[n]``), saturated to int32."""
-    return np.clip(np.rint(np.asarray(b, np.float64) / acc_scale), INT32_MIN, INT32_MAX).astype(np.int64)
+    """Bias in accumulator units (``s_x * s_w[n]``), saturated to +-ACC_BUDGET (so that
+    ``acc + bias`` cannot wrap either)."""
+    return np.clip(np.rint(np.asarray(b, np.float64) / acc_scale), -ACC_BUDGET, ACC_BUDGET).astype(np.int64)
 
 
 def requant_params(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,111 @@
+"""Compiling the zoo: agreement with float, Program round trip, M splitting, int16, reports."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from compiler_testlib import SMALL, sample_inputs
+from morphware.compiler import (
+    Program,
+    ProgramFormatError,
+    compile_model,
+    execute,
+    program_cycles,
+    run,
+    zoo,
+)
+from morphware.compiler.program import FORMAT_VERSION
+
+MODELS = list(zoo.ZOO)
+
+
+def _float(module, x: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return module(torch.from_numpy(x)).numpy()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_int8_output_tracks_float(compiled, name: str) -> None:
+    module, program, _ = compiled[name]
+    x = sample_inputs(program.input_shape, 16, seed=2)
+    ref = _float(module, x)
+    y = execute(program, x)
+    assert y.shape == ref.shape
+    assert np.abs(y - ref).max() < 0.05 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_report_and_cost_model(compiled, name: str) -> None:
+    _, program, rep = compiled[name]
+    rows = rep["layers"]
+    assert [r["layer"] for r in rows if r["where"] == "array"] == [g["layer"] for g in program.gemms]
+    assert all(r["cycles"] > 0 and 0 < r["utilization"] <= 1 for r in rows if r["where"] == "array")
+    assert rep["total"]["cycles"] == program_cycles(program, 1)
+    ex = run(program, sample_inputs(program.input_shape, 3, seed=3))
+    assert ex.total_cycles == program_cycles(program, 3)
+
+
+def test_residual_add_runs_on_host(compiled) -> None:
+    _, program, rep = compiled["residual"]
+    where = {r["op"]: r["where"] for r in rep["layers"]}
+    assert where["add"] == "host" and where["conv2d+relu"] == "array"
+
+
+def test_batchnorm_is_folded(compiled) -> None:
+    _, program, _ = compiled["cnn_bn"]
+    ops = {i["op"] for i in program.instructions}
+    assert "affine" not in ops and len(program.gemms) == 3
+
+
+def test_save_load_round_trip_is_bit_exact(compiled, tmp_path) -> None:
+    _, program, _ = compiled["lenet"]
+    path = program.save(tmp_path / "p.mwp")
+    again = Program.load(path)
+    x = sample_inputs(program.input_shape, 4, seed=4)
+    assert np.array_equal(execute(program, x), execute(again, x))
+    assert again.params == program.params
+
+
+def test_other_format_version_is_refused(compiled, tmp_path) -> None:
+    _, program, _ = compiled["mlp"]
+    head = program.header()
+    head["version"] = FORMAT_VERSION + 1
+    with pytest.raises(ProgramFormatError, match="format version"):
+        Program.from_header(head, program.arrays)
+    (tmp_path / "junk.mwp").write_bytes(b"not a zip")
+    with pytest.raises(ProgramFormatError, match="not a readable Program"):
+        Program.load(tmp_path / "junk.mwp")
+
+
+def test_m_split_by_accumulator_depth_is_exact(compiled) -> None:
+    """A conv with M = 64 rows per sample splits into several commands; results do not change."""
+    _, program, _ = compiled["lenet"]
+    shallow = dataclasses.replace(program, params=dataclasses.replace(program.params, acc_depth=16))
+    x = sample_inputs(program.input_shape, 3, seed=5)
+    assert np.array_equal(execute(program, x), execute(shallow, x))
+    assert program_cycles(shallow, 3) > 0
+
+
+def test_int16_is_closer_to_float_than_int8() -> None:
+    module, x0 = zoo.build("lenet", seed=3)
+    calib = sample_inputs(tuple(x0.shape[1:]), 64, seed=6)
+    x = calib[:16]  # inside the calibrated ranges: precision, not saturation, decides the error
+    ref = _float(module, x)
+    err = {}
+    for bits in (8, 16):
+        program, _ = compile_model(module, SMALL, calib, bits=bits)
+        assert program.params.data_bits == bits
+        err[bits] = np.abs(execute(program, x) - ref).max()
+    assert err[16] < err[8] / 10
+
+
+def test_single_sample_without_batch_axis(compiled) -> None:
+    _, program, _ = compiled["mlp"]
+    x = sample_inputs(program.input_shape, 1, seed=8)
+    assert np.array_equal(execute(program, x[0]), execute(program, x))
+    with pytest.raises(ValueError, match="does not match"):
+        execute(program, np.zeros((2, 63), np.float32))
