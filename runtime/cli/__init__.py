@@ -19,6 +19,7 @@ app = typer.Typer(
 COMMAND_MODULES: list[str] = [
     "doctor",
     "compile",
+    "train",
 ]
 
 

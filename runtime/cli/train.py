@@ -1,0 +1,170 @@
+"""``morphware train``, ``morphware eval`` and ``morphware backends``: the engine, run locally.
+
+``train`` runs on the requester's own machine, so it may build the model from the job's own .py
+(that is the requester's code); workers only ever see the exported ONNX.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from morphware.runtime.jobspec import JobSpec
+
+console = Console()
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are the user's input at fault: print the message, no traceback."""
+    from morphware.compiler.errors import CompileError
+    from morphware.runtime.backends.base import BackendError
+    from morphware.runtime.evaluation import MetricError
+    from morphware.runtime.jobspec import JobSpecError
+    from morphware.runtime.onnx_torch import UnsupportedOpError
+    from morphware.runtime.safe_io import UnsafeInputError
+    from morphware.runtime.training import TrainingError
+
+    return (CompileError, BackendError, MetricError, JobSpecError, UnsupportedOpError,
+            UnsafeInputError, TrainingError)
+
+
+def _fail(e: BaseException) -> typer.Exit:
+    console.print(f"[red]error:[/] {escape(str(e))}")
+    return typer.Exit(1)
+
+
+def model_to_onnx(spec: JobSpec, out: Path) -> Path:
+    """The job's model as ONNX: the .onnx itself, or ``build_model(**hparams)`` of its .py
+    exported with a dynamic batch axis."""
+    if spec.model.kind == "onnx":
+        return spec.model.source
+    if spec.model.kind != "py":
+        raise typer.BadParameter(f"{spec.model.source}: .{spec.model.kind} models are packaged "
+                                 "by the requester flow; convert it to .py or export ONNX")
+    import warnings
+
+    import torch
+
+    mod_spec = importlib.util.spec_from_file_location("morphware_job_model", spec.model.source)
+    if mod_spec is None or mod_spec.loader is None:
+        raise typer.BadParameter(f"{spec.model.source}: cannot be imported")
+    module = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(module)
+    if not callable(getattr(module, "build_model", None)):
+        raise typer.BadParameter(f"{spec.model.source}: defines no build_model(**hparams)")
+    torch.manual_seed(spec.training.seed)
+    net = module.build_model(**spec.model.hparams).eval()
+    example = torch.zeros(1, *(spec.model.input_shape or ()))
+    path = out / "model.onnx"
+    out.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(net, (example,), str(path), dynamo=False, input_names=["x"],
+                          output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+                          do_constant_folding=False)
+    return path
+
+
+def train(
+    job: Path = typer.Argument(..., help="job.toml", exists=True, dir_okay=False),
+    out: Path = typer.Option(None, "-o", "--out", help="output folder (default: out/<job name>)"),
+    backend: str = typer.Option("auto", help="training backend: auto, cuda or cpu"),
+    resume: bool = typer.Option(True, help="resume from out/checkpoint.pt if present"),
+) -> None:
+    """Train a job's model locally (as a worker would) and evaluate it on the job's test set."""
+    from morphware.runtime.evaluation import evaluate
+    from morphware.runtime.jobspec import load_job
+    from morphware.runtime.training import TrainEvent, train_onnx
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    try:
+        spec = load_job(job)
+        out = out or Path("out") / spec.name
+        onnx_path = model_to_onnx(spec, out)
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total} steps"),
+                      TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
+                      console=console) as progress:
+            task = progress.add_task(f"training {spec.name}", total=None, info="")
+
+            def on_event(ev: TrainEvent) -> None:
+                if ev.kind == "step":
+                    progress.update(task, total=ev.total_steps * spec.training.epochs,
+                                    advance=1, info=f"epoch {ev.epoch} loss {ev.loss:.4f}")
+                else:
+                    shown = " ".join(f"{k} {v:.4f}" for k, v in ev.metrics.items())
+                    progress.console.print(f"epoch {ev.epoch}/{spec.training.epochs}: {shown}")
+
+            result = train_onnx(onnx_path, spec.data.train, spec.training, out / "trained.onnx",
+                                on_event=on_event, backend=backend,
+                                checkpoint=(out / "checkpoint.pt") if resume else None)
+        value = evaluate(result.onnx_path, spec.data.test, spec.metric.name, backend="cpu")
+    except _known_errors() as e:
+        raise _fail(e) from e
+    passed = spec.metric.passes(value)
+    summary: dict[str, Any] = {**asdict(result), "onnx_path": str(result.onnx_path),
+                               "test_metric": {spec.metric.name: value}, "passes": passed}
+    (out / "train_result.json").write_text(json.dumps(summary, indent=2))
+    verdict = "[green]passes[/]" if passed else "[red]fails[/]"
+    console.print(f"{spec.metric.name} on the test set: {value:.4f} — {verdict} the threshold "
+                  f"{spec.metric.threshold} (backend {result.backend}, {result.seconds:.1f} s)")
+    console.print(f"trained model: {result.onnx_path}")
+
+
+def eval_cmd(
+    model: Path = typer.Argument(..., help="model.onnx", exists=True, dir_okay=False),
+    test: Path = typer.Argument(..., help="test set .npz with arrays x, y", exists=True,
+                                dir_okay=False),
+    backend: str = typer.Option("auto", help="auto, cpu, cuda, golden, rtl or fpga"),
+    metric: str = typer.Option("accuracy", help="accuracy, top5, mse or mae"),
+    array: str = typer.Option(None, help="array shape for Program backends, e.g. 8x8"),
+) -> None:
+    """Evaluate a model on a test set with one backend."""
+    import time
+
+    from morphware.runtime.evaluation import evaluate
+
+    t0 = time.perf_counter()
+    try:
+        value = evaluate(model, test, metric, backend=backend, array=array)
+    except _known_errors() as e:
+        raise _fail(e) from e
+    console.print(f"{metric}: {value:.4f}  (backend {backend}, {time.perf_counter() - t0:.2f} s)")
+
+
+def backends(
+    profile: bool = typer.Option(False, help="measure (or read cached) throughput of each "
+                                 "usable backend"),
+) -> None:
+    """List the execution backends: usable here, or why not."""
+    from morphware.runtime.backends.registry import get_backend, status
+
+    table = Table(title="morphware backends")
+    cols = ["backend", "usable", "train", "programs", "priority", "detail"]
+    if profile:
+        cols.insert(5, "samples/s")
+    for col in cols:
+        table.add_column(col, overflow="fold")
+    for r in status():
+        row = [r.name, "[green]yes[/]" if r.usable else "[red]no[/]", "yes" if r.train else "",
+               "yes" if r.programs else "", str(r.priority)]
+        if profile:
+            row.append(f"{get_backend(r.name).profile().samples_per_s:,.0f}"
+                       if r.usable and r.name != "rtl" else "")
+        table.add_row(*row, escape(r.reason))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("eval")(eval_cmd)
+    app.command("backends")(backends)
