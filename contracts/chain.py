@@ -1,0 +1,138 @@
+"""Chains to run the market on: an in-process eth-tester chain and anvil on loopback, plus the
+controls tests need on both (time travel, mining, snapshots)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from .anvil import anvil_bin
+
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+@dataclass
+class EmbeddedChain:
+    """An eth-tester (py-evm) chain in this process and accounts funded with 1e6 ETH each.
+
+    ``lock`` serialises transactions: several MarketClients (one per simulated node) can share
+    ``w3`` from several threads."""
+
+    w3: Any
+    accounts: list[LocalAccount]
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+def embedded_chain(n_accounts: int = 10) -> EmbeddedChain:
+    """A fresh eth-tester chain whose ``accounts`` are funded and have known private keys."""
+    from eth_tester import EthereumTester, PyEVMBackend
+    from web3 import EthereumTesterProvider, Web3
+
+    if n_accounts < 1:
+        raise ValueError(f"n_accounts must be at least 1, got {n_accounts}")
+    genesis = PyEVMBackend.generate_genesis_state(num_accounts=n_accounts)
+    backend = PyEVMBackend(genesis_state=genesis)
+    tester = EthereumTester(backend)
+    w3 = Web3(EthereumTesterProvider(tester))
+    accounts = [Account.from_key(k.to_bytes()) for k in backend.account_keys[:n_accounts]]
+    return EmbeddedChain(w3=w3, accounts=accounts)
+
+
+def anvil_accounts(n: int = 10) -> list[LocalAccount]:
+    """Anvil's default dev accounts (from its well-known test mnemonic): public, never for value."""
+    Account.enable_unaudited_hdwallet_features()
+    return [
+        Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(n)
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_anvil(
+    port: int = 0, n_accounts: int = 10, timeout: float = 15.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start anvil on 127.0.0.1 (a free port when ``port`` is 0) and wait until it answers.
+
+    Returns (process, url); the caller terminates the process. Its accounts are anvil_accounts()."""
+    binary = anvil_bin()
+    if binary is None:
+        raise FileNotFoundError(
+            "anvil not found: run `npm install --prefix tools @foundry-rs/anvil` "
+            "or set MORPHWARE_ANVIL to its path"
+        )
+    port = port or _free_port()
+    cmd = [
+        str(binary), "--host", "127.0.0.1", "--port", str(port), "--accounts", str(n_accounts),
+        "--mnemonic", ANVIL_MNEMONIC, "--silent",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise RuntimeError(f"anvil exited with code {proc.returncode}: {err.strip()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, url
+        except OSError:
+            time.sleep(0.05)
+    proc.terminate()
+    raise TimeoutError(f"anvil did not listen on 127.0.0.1:{port} within {timeout} s")
+
+
+def is_embedded(w3: Any) -> bool:
+    from web3 import EthereumTesterProvider
+
+    return isinstance(w3.provider, EthereumTesterProvider)
+
+
+class ChainControl:
+    """Test-only chain controls that work on eth-tester and anvil alike."""
+
+    def __init__(self, w3: Any) -> None:
+        self.w3 = w3
+        self._embedded = is_embedded(w3)
+
+    def now(self) -> int:
+        """Timestamp of the latest block (what the next transaction will roughly see)."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def advance_time(self, seconds: int) -> None:
+        """Move chain time forward by ``seconds`` and mine a block."""
+        if seconds < 0:
+            raise ValueError(f"cannot travel back in time ({seconds} s)")
+        if self._embedded:
+            tester = self.w3.provider.ethereum_tester
+            tester.time_travel(self.now() + max(seconds, 1))
+        else:
+            self.w3.provider.make_request("evm_increaseTime", [seconds])
+            self.w3.provider.make_request("evm_mine", [])
+
+    def mine(self) -> None:
+        if self._embedded:
+            self.w3.provider.ethereum_tester.mine_blocks(1)
+        else:
+            self.w3.provider.make_request("evm_mine", [])
+
+    def snapshot(self) -> Any:
+        if self._embedded:
+            return self.w3.provider.ethereum_tester.take_snapshot()
+        return self.w3.provider.make_request("evm_snapshot", [])["result"]
+
+    def revert(self, snapshot_id: Any) -> None:
+        if self._embedded:
+            self.w3.provider.ethereum_tester.revert_to_snapshot(snapshot_id)
+        else:
+            self.w3.provider.make_request("evm_revert", [snapshot_id])

@@ -1,0 +1,450 @@
+"""Typed Python client for the market: one MarketClient acts as one account (one node).
+
+Every transaction is signed locally with the account's key and sent raw, so the same code runs on
+the in-process eth-tester chain and on anvil or any JSON-RPC endpoint. A rejected call raises
+ContractError carrying the contract's reason string."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from enum import IntEnum, IntFlag
+from typing import Any
+
+from eth_abi import encode as abi_encode
+from eth_account.signers.local import LocalAccount
+from eth_keys import keys
+from eth_utils import event_abi_to_log_topic, keccak, to_checksum_address
+
+from .deploy import Deployment
+from .tx import ContractError, lock_for, send
+
+METRIC_SCALE = 10**6
+"""Fixed-point scale of metrics and thresholds: 1.0 is 1_000_000."""
+
+MAX_VALIDATORS = 8
+UINT256_MAX = 2**256 - 1
+
+
+class Role(IntFlag):
+    WORKER = 1
+    VALIDATOR = 2
+
+
+class Phase(IntEnum):
+    BIDDING = 1
+    AWAITING_KEY = 2
+    WORKING = 3
+    COMMIT = 4
+    REVEAL = 5
+    CLOSED = 6
+
+
+class Outcome(IntEnum):
+    NO_BIDS = 1
+    KEY_TIMEOUT = 2
+    WORK_TIMEOUT = 3
+    ACCEPTED = 4
+    REJECTED = 5
+    NO_VERDICT = 6
+
+
+def to_fixed(value: float) -> int:
+    """A metric value as the contract stores it (METRIC_SCALE fixed point, non-negative)."""
+    if value < 0:
+        raise ValueError(f"metrics must be non-negative, got {value}")
+    return round(value * METRIC_SCALE)
+
+
+def from_fixed(value: int) -> float:
+    return value / METRIC_SCALE
+
+
+def new_salt() -> bytes:
+    return os.urandom(32)
+
+
+def _commit(job: int, who: str, value: int, salt: bytes) -> bytes:
+    if len(salt) != 32:
+        raise ValueError(f"salt must be 32 bytes, got {len(salt)}")
+    return keccak(
+        abi_encode(["uint256", "address", "uint256", "bytes32"], [job, who, value, salt])
+    )
+
+
+def bid_commitment(job: int, bidder: str, price: int, salt: bytes) -> bytes:
+    """keccak256(abi_encode(job, bidder, price, salt)), exactly as the market checks it."""
+    return _commit(job, bidder, price, salt)
+
+
+def metric_commitment(job: int, validator: str, metric: int, salt: bytes) -> bytes:
+    """keccak256(abi_encode(job, validator, metric, salt)), exactly as the market checks it."""
+    return _commit(job, validator, metric, salt)
+
+
+def public_key_of(account: LocalAccount) -> bytes:
+    """The 64-byte secp256k1 public key (no 0x04 prefix) the registry expects for ``account``."""
+    return keys.PrivateKey(bytes(account.key)).public_key.to_bytes()
+
+
+@dataclass(frozen=True)
+class JobTerms:
+    """What a requester posts. Amounts are token base units; windows are seconds."""
+
+    manifest_hash: bytes
+    metric: str
+    threshold: int
+    max_price: int
+    validator_fee: int
+    bid_stake: int
+    n_validators: int = 3
+    lower_is_better: bool = False
+    bid_window: int = 600
+    reveal_window: int = 600
+    key_window: int = 600
+    work_window: int = 3600
+    commit_window: int = 600
+    metric_reveal_window: int = 600
+    artifacts: tuple[str, ...] = ()
+
+    def windows(self) -> list[int]:
+        return [
+            self.bid_window, self.reveal_window, self.key_window, self.work_window,
+            self.commit_window, self.metric_reveal_window,
+        ]
+
+    def escrow(self) -> int:
+        """Tokens post_job takes: max price plus every validator's fee."""
+        return self.max_price + self.n_validators * self.validator_fee
+
+    def check(self) -> None:
+        """Reject locally what the contract would reject, with a clearer message."""
+        if len(self.manifest_hash) != 32:
+            raise ValueError("manifest_hash must be 32 bytes")
+        if len(self.metric.encode()) > 32:
+            raise ValueError(f"metric name {self.metric!r} longer than 32 bytes")
+        if not 1 <= self.n_validators <= MAX_VALIDATORS:
+            raise ValueError(f"n_validators must be 1..{MAX_VALIDATORS}, got {self.n_validators}")
+        if self.max_price <= 0:
+            raise ValueError("max_price must be positive")
+        if any(not 1 <= w < 2**32 for w in self.windows()):
+            raise ValueError(f"every window must be 1..2**32-1 seconds, got {self.windows()}")
+        if any("\n" in a for a in self.artifacts):
+            raise ValueError("artifact magnets must not contain newlines")
+        if len("\n".join(self.artifacts).encode()) > 2048:
+            raise ValueError("artifacts exceed 2048 bytes")
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A job as the contract stores it (``price`` is the leading ask, then the clearing price)."""
+
+    job: int
+    requester: str
+    phase: Phase
+    n_validators: int
+    lower_is_better: bool
+    deadline: int
+    n_metric_commits: int
+    n_metric_reveals: int
+    max_price: int
+    validator_fee: int
+    threshold: int
+    bid_stake: int
+    reveal_window: int
+    key_window: int
+    work_window: int
+    commit_window: int
+    metric_reveal_window: int
+    winner: str | None
+    price: int
+    second_price: int
+    n_bids: int
+    n_bid_reveals: int
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    free: int
+    stake: int
+    unlock_at: int
+    roles: Role
+
+
+@dataclass(frozen=True)
+class MarketEvent:
+    """One decoded log of the market. ``args`` holds the event's fields (bytes, ints, addresses)."""
+
+    name: str
+    args: dict[str, Any]
+    block_number: int
+    log_index: int
+    tx_hash: str
+
+    @property
+    def job(self) -> int | None:
+        return self.args.get("job")
+
+
+@dataclass(frozen=True)
+class Receipt:
+    tx_hash: str
+    gas_used: int
+    block_number: int
+    events: list[MarketEvent] = field(default_factory=list)
+
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+class MarketClient:
+    """The market as seen by one account. Thread-safe across clients sharing one ``w3``."""
+
+    def __init__(self, w3: Any, deployment: Deployment, account: LocalAccount) -> None:
+        self.w3 = w3
+        self.deployment = deployment
+        self.account = account
+        self.market = w3.eth.contract(address=deployment.market, abi=deployment.market_abi)
+        self.token = w3.eth.contract(address=deployment.token, abi=deployment.token_abi)
+        self.last_receipt: Receipt | None = None
+        self._topics = {
+            event_abi_to_log_topic(e): e for e in deployment.market_abi if e["type"] == "event"
+        }
+
+    @classmethod
+    def connect(cls, url: str, deployment: Deployment | str, private_key: str) -> MarketClient:
+        """A client for a JSON-RPC endpoint, a deployment (object or file) and a private key."""
+        from eth_account import Account
+        from web3 import Web3
+
+        dep = deployment if isinstance(deployment, Deployment) else Deployment.load(deployment)
+        w3 = Web3(Web3.HTTPProvider(url))
+        if int(w3.eth.chain_id) != dep.chain_id:
+            raise ValueError(f"{url} has chain id {w3.eth.chain_id}, deployment says {dep.chain_id}")
+        return cls(w3, dep, Account.from_key(private_key))
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+    # ------------------------------------------------------------ transactions
+
+    def _tx(self, contract: Any, fn: str, *args: Any) -> Receipt:
+        raw = send(self.w3, self.account, getattr(contract.functions, fn)(*args), fn)
+        receipt = Receipt(
+            tx_hash=raw["transactionHash"].hex(),
+            gas_used=int(raw["gasUsed"]),
+            block_number=int(raw["blockNumber"]),
+            events=[e for e in (self._decode(log) for log in raw["logs"]) if e is not None],
+        )
+        self.last_receipt = receipt
+        return receipt
+
+    def _market(self, fn: str, *args: Any) -> Receipt:
+        return self._tx(self.market, fn, *args)
+
+    # token
+    def faucet(self, amount: int) -> Receipt:
+        """Dev deployments only: mint ``amount`` (at most 10,000 tokens) to this account."""
+        return self._tx(self.token, "faucet", amount)
+
+    def approve(self, amount: int = UINT256_MAX) -> Receipt:
+        """Let the market pull tokens for deposits, stakes and escrow (unlimited by default)."""
+        return self._tx(self.token, "approve", self.deployment.market, amount)
+
+    def transfer(self, to: str, amount: int) -> Receipt:
+        return self._tx(self.token, "transfer", to_checksum_address(to), amount)
+
+    # bank
+    def deposit(self, amount: int) -> Receipt:
+        return self._market("deposit", amount)
+
+    def withdraw(self, amount: int | None = None) -> Receipt:
+        """Pay out ``amount`` of the free balance (all of it when None)."""
+        if amount is None:
+            amount = self.balance()
+            if amount == 0:
+                raise ContractError("registry: nothing to withdraw", "withdraw")
+        return self._market("withdraw", amount)
+
+    # registry
+    def register(self, roles: Role | int, stake: int, pubkey: bytes | None = None) -> Receipt:
+        """Register as worker and/or validator with ``stake``; the key defaults to this account's."""
+        key = public_key_of(self.account) if pubkey is None else pubkey
+        return self._market("register", int(roles), key, stake)
+
+    def request_unstake(self) -> Receipt:
+        return self._market("request_unstake")
+
+    def unstake(self) -> Receipt:
+        return self._market("unstake")
+
+    # requester
+    def post_job(self, terms: JobTerms) -> int:
+        """Post a job, escrowing ``terms.escrow()``; returns the job id."""
+        terms.check()
+        receipt = self._market(
+            "post_job", terms.manifest_hash, terms.metric, terms.threshold, terms.lower_is_better,
+            terms.n_validators, terms.max_price, terms.validator_fee, terms.bid_stake,
+            terms.windows(), "\n".join(terms.artifacts),
+        )
+        return next(e.job for e in receipt.events if e.name == "JobPosted")
+
+    def release_key(self, job: int, wrapped_key: bytes) -> Receipt:
+        """Publish the data key wrapped for the winner (finalizes the auction first if due)."""
+        return self._market("release_key", job, wrapped_key)
+
+    def release_test_key(self, job: int, validator: str, wrapped_key: bytes) -> Receipt:
+        return self._market("release_test_key", job, to_checksum_address(validator), wrapped_key)
+
+    # bidder / worker
+    def commit_bid(self, job: int, price: int, salt: bytes | None = None) -> bytes:
+        """Seal a bid of ``price``; returns the salt (keep it to reveal)."""
+        salt = new_salt() if salt is None else salt
+        self.commit_bid_hash(job, bid_commitment(job, self.address, price, salt))
+        return salt
+
+    def commit_bid_hash(self, job: int, commitment: bytes) -> Receipt:
+        return self._market("commit_bid", job, commitment)
+
+    def reveal_bid(self, job: int, price: int, salt: bytes) -> Receipt:
+        return self._market("reveal_bid", job, price, salt)
+
+    def submit_result(self, job: int, result_hash: bytes, magnet: str) -> Receipt:
+        return self._market("submit_result", job, result_hash, magnet)
+
+    # validator
+    def commit_metric(self, job: int, metric: int, salt: bytes | None = None) -> bytes:
+        """Seal a fixed-point metric (see to_fixed); returns the salt."""
+        salt = new_salt() if salt is None else salt
+        self._market("commit_metric", job, metric_commitment(job, self.address, metric, salt))
+        return salt
+
+    def reveal_metric(self, job: int, metric: int, salt: bytes) -> Receipt:
+        return self._market("reveal_metric", job, metric, salt)
+
+    # anyone
+    def finalize(self, job: int) -> Receipt:
+        return self._market("finalize", job)
+
+    def settle(self, job: int) -> Receipt:
+        return self._market("settle", job)
+
+    def advance(self, job: int) -> Receipt:
+        """Move a job whose current deadline passed to its next phase (the timeout path)."""
+        return self._market("advance", job)
+
+    def slash_validator(self, job: int, validator: str) -> Receipt:
+        return self._market("slash_validator", job, to_checksum_address(validator))
+
+    # ------------------------------------------------------------ reads
+
+    def job(self, job: int) -> JobState:
+        from web3.exceptions import ContractLogicError
+
+        try:
+            v = self.market.functions.job(job).call()
+        except ContractLogicError as exc:
+            raise ContractError(str(getattr(exc, "message", exc)).removeprefix(
+                "execution reverted: "), "job") from None
+        winner = v[16] if v[16] != ZERO_ADDRESS else None
+        return JobState(job, v[0], Phase(v[1]), *v[2:16], winner, *v[17:])
+
+    def job_held(self, job: int) -> int:
+        return int(self.market.functions.job_held(job).call())
+
+    def job_count(self) -> int:
+        return int(self.market.functions.job_count().call())
+
+    def account_info(self, address: str | None = None) -> AccountInfo:
+        free, stake, unlock_at, roles = self.market.functions.account(
+            to_checksum_address(address or self.address)).call()
+        return AccountInfo(free, stake, unlock_at, Role(roles))
+
+    def balance(self, address: str | None = None) -> int:
+        """Free internal balance in the market (withdrawable)."""
+        return int(self.market.functions.balance_of(to_checksum_address(address or self.address)).call())
+
+    def stake(self, address: str | None = None) -> int:
+        return int(self.market.functions.stake_of(to_checksum_address(address or self.address)).call())
+
+    def token_balance(self, address: str | None = None) -> int:
+        return int(self.token.functions.balanceOf(to_checksum_address(address or self.address)).call())
+
+    def pool(self) -> list[str]:
+        """Validators currently eligible for draws."""
+        n = int(self.market.functions.pool_size().call())
+        return [self.market.functions.pool(i).call() for i in range(n)]
+
+    def metrics(self, job: int) -> list[int]:
+        return [int(m) for m in self.market.functions.metrics(job).call()]
+
+    def validator_slot(self, job: int, validator: str) -> bytes:
+        return bytes(self.market.functions.validator_slot(job, to_checksum_address(validator)).call())
+
+    def validators_of(self, job: int) -> list[str]:
+        """The validators drawn for ``job`` (empty before the result is in)."""
+        for e in self.events(name="ValidatorsDrawn", job=job):
+            return list(e.args["validators"])
+        return []
+
+    def pubkey_of(self, address: str) -> bytes:
+        """The encryption key ``address`` registered (latest registration), from event data."""
+        found = [
+            e for e in self.events(name="Registered")
+            if e.args["account"].lower() == address.lower()
+        ]
+        if not found:
+            raise LookupError(f"{address} never registered a public key")
+        return found[-1].args["pubkey"]
+
+    def events(
+        self,
+        from_block: int | None = None,
+        to_block: int | str = "latest",
+        *,
+        name: str | None = None,
+        job: int | None = None,
+    ) -> list[MarketEvent]:
+        """Market events in block order, optionally only one event name and/or one job.
+
+        Poll with ``from_block = last_seen_block + 1``; starts at the deployment block by default."""
+        start = self.deployment.block if from_block is None else from_block
+        flt: dict[str, Any] = {"address": self.deployment.market, "fromBlock": start, "toBlock": to_block}
+        if name is not None:
+            topic = next((t for t, e in self._topics.items() if e["name"] == name), None)
+            if topic is None:
+                raise ValueError(f"the market has no event named {name!r}")
+            flt["topics"] = ["0x" + topic.hex()]
+        with lock_for(self.w3):
+            logs = self.w3.eth.get_logs(flt)
+        out = [e for e in (self._decode(log) for log in logs) if e is not None]
+        if job is not None:
+            out = [e for e in out if e.job == job]
+        return out
+
+    def _decode(self, log: Any) -> MarketEvent | None:
+        from web3._utils.events import get_event_data
+
+        if log["address"].lower() != self.deployment.market.lower() or not log["topics"]:
+            return None
+        abi = self._topics.get(bytes(log["topics"][0]))
+        if abi is None:
+            return None
+        data = get_event_data(self.w3.codec, abi, log)
+        args = {k: _plain(v) for k, v in data["args"].items()}
+        if data["event"] == "JobPosted":
+            text = args.pop("artifacts")
+            args["artifacts"] = text.split("\n") if text else []
+        return MarketEvent(
+            name=data["event"], args=args, block_number=int(data["blockNumber"]),
+            log_index=int(data["logIndex"]), tx_hash=data["transactionHash"].hex(),
+        )

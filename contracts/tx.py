@@ -1,0 +1,78 @@
+"""Signing and sending transactions from a local eth-account key, with revert reasons surfaced.
+
+Works the same on eth-tester (in-process) and on any JSON-RPC node: transactions are signed here and
+sent raw, so the node needs no unlocked accounts."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+GAS_HEADROOM = 1.25
+RECEIPT_TIMEOUT_S = 120.0
+
+
+class ContractError(Exception):
+    """A call the contract rejected; ``message`` is the contract's own reason string."""
+
+    def __init__(self, message: str, function: str = "") -> None:
+        self.message = message
+        self.function = function
+        super().__init__(f"{function}: {message}" if function else message)
+
+
+def lock_for(w3: Any) -> threading.RLock:
+    """One lock per Web3 instance: clients sharing a w3 never race on nonces or on eth-tester."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(w3)
+        if lock is None:
+            lock = _LOCKS[w3] = threading.RLock()
+        return lock
+
+
+def revert_reason(exc: Exception) -> str:
+    """The contract's message out of a web3 ContractLogicError (or the exception text)."""
+    msg = getattr(exc, "message", None) or str(exc)
+    for prefix in ("execution reverted: ", "execution reverted:", "execution reverted"):
+        if msg.startswith(prefix):
+            return msg[len(prefix):].strip() or "reverted without a reason"
+    return msg
+
+
+def send(w3: Any, account: LocalAccount, call: Any, label: str, value: int = 0) -> Any:
+    """Estimate, sign, send and wait for ``call`` (a ContractFunction or ContractConstructor).
+
+    Returns the receipt. A revert (at estimation or on chain) raises ContractError."""
+    from web3.exceptions import ContractLogicError, ContractPanicError
+
+    rejected: tuple[type[Exception], ...] = (ContractLogicError, ContractPanicError)
+    try:  # eth-tester raises its own exception type for reverts during estimation
+        from eth_tester.exceptions import TransactionFailed
+
+        rejected += (TransactionFailed,)
+    except ImportError:
+        pass
+    with lock_for(w3):
+        params: dict[str, Any] = {
+            "from": account.address,
+            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+            "value": value,
+        }
+        try:
+            gas = call.estimate_gas(params)
+        except rejected as exc:
+            raise ContractError(revert_reason(exc), label) from None
+        params["gas"] = int(gas * GAS_HEADROOM) + 10_000
+        tx = call.build_transaction(params)
+        signed = account.sign_transaction(tx)
+        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
+    if receipt["status"] != 1:
+        raise ContractError(f"transaction {tx_hash.hex()} reverted on chain", label)
+    return receipt

@@ -1,0 +1,759 @@
+# pragma version ~=0.4.3
+"""
+@title Morphware job market
+@notice Per job: post (escrow max price + validator fees) -> sealed bids -> reveal -> finalize
+        (lowest ask wins, paid the second-lowest ask, or the max price if it was the only revealed
+        bid) -> key release -> result -> validators drawn from the registry commit, then reveal
+        their metric -> settle. Every phase has a deadline after which anyone can move the job on
+        (`advance`), and every path credits each token to somebody's internal balance; tokens
+        leave only through `withdraw`. See docs/contracts.md for the rules in prose.
+@dev Jobs are packed into five storage words (see the _load/_store helpers) and artifact magnets,
+     manifest hashes and wrapped keys live only in event data, to keep a job under 1 M gas.
+"""
+
+from ethereum.ercs import IERC20
+
+import registry
+initializes: registry
+
+exports: (
+    registry.token,
+    registry.min_stake,
+    registry.cooldown,
+    registry.slash_bps,
+    registry.pool,
+    registry.deposit,
+    registry.withdraw,
+    registry.register,
+    registry.request_unstake,
+    registry.unstake,
+    registry.account,
+    registry.balance_of,
+    registry.stake_of,
+    registry.pool_size,
+)
+
+BIDDING: constant(uint256) = 1
+AWAITING_KEY: constant(uint256) = 2
+WORKING: constant(uint256) = 3
+COMMIT: constant(uint256) = 4
+REVEAL: constant(uint256) = 5
+CLOSED: constant(uint256) = 6
+
+NO_BIDS: constant(uint256) = 1
+KEY_TIMEOUT: constant(uint256) = 2
+WORK_TIMEOUT: constant(uint256) = 3
+ACCEPTED: constant(uint256) = 4
+REJECTED: constant(uint256) = 5
+NO_VERDICT: constant(uint256) = 6
+
+MAX_VALIDATORS: constant(uint256) = 8
+DRAW_ATTEMPTS: constant(uint256) = 64
+
+# Markers in a selected validator's slot; anything else there is its metric commitment.
+SELECTED: constant(bytes32) = 0x0000000000000000000000000000000000000000000000000000000000000001
+REVEALED: constant(bytes32) = 0x0000000000000000000000000000000000000000000000000000000000000002
+SLASHED: constant(bytes32) = 0x0000000000000000000000000000000000000000000000000000000000000003
+
+MASK32: constant(uint256) = 2**32 - 1
+MASK40: constant(uint256) = 2**40 - 1
+MASK64: constant(uint256) = 2**64 - 1
+MASK96: constant(uint256) = 2**96 - 1
+MASK160: constant(uint256) = 2**160 - 1
+
+
+struct Core:
+    requester: address
+    phase: uint256
+    k: uint256
+    lower_is_better: bool
+    deadline: uint256
+    n_vcommit: uint256
+    n_vreveal: uint256
+
+struct Money:
+    max_price: uint256
+    fee: uint256
+    threshold: uint256
+
+struct Terms:
+    bid_stake: uint256
+    reveal_window: uint256
+    key_window: uint256
+    work_window: uint256
+    commit_window: uint256
+    vreveal_window: uint256
+
+struct Auction:
+    best: address
+    price: uint256
+    second: uint256
+    n_commits: uint256
+    n_reveals: uint256
+
+struct JobView:
+    requester: address
+    phase: uint256
+    n_validators: uint256
+    lower_is_better: bool
+    deadline: uint256
+    n_metric_commits: uint256
+    n_metric_reveals: uint256
+    max_price: uint256
+    validator_fee: uint256
+    threshold: uint256
+    bid_stake: uint256
+    reveal_window: uint256
+    key_window: uint256
+    work_window: uint256
+    commit_window: uint256
+    metric_reveal_window: uint256
+    winner: address
+    price: uint256
+    second_price: uint256
+    n_bids: uint256
+    n_bid_reveals: uint256
+
+
+event JobPosted:
+    job: indexed(uint256)
+    requester: indexed(address)
+    manifest_hash: bytes32
+    metric: String[32]
+    threshold: uint256
+    lower_is_better: bool
+    n_validators: uint256
+    max_price: uint256
+    validator_fee: uint256
+    bid_stake: uint256
+    bid_deadline: uint256
+    windows: uint256[5]
+    artifacts: String[2048]
+
+event BidCommitted:
+    job: indexed(uint256)
+    bidder: indexed(address)
+    commitment: bytes32
+
+event BidRevealed:
+    job: indexed(uint256)
+    bidder: indexed(address)
+    price: uint256
+
+event AuctionFinalized:
+    job: indexed(uint256)
+    winner: indexed(address)
+    price: uint256
+    key_deadline: uint256
+
+event KeyReleased:
+    job: indexed(uint256)
+    worker: indexed(address)
+    wrapped_key: Bytes[1024]
+    work_deadline: uint256
+
+event ResultSubmitted:
+    job: indexed(uint256)
+    worker: indexed(address)
+    result_hash: bytes32
+    magnet: String[1024]
+
+event ValidatorsDrawn:
+    job: indexed(uint256)
+    validators: DynArray[address, MAX_VALIDATORS]
+    commit_deadline: uint256
+
+event TestKeyReleased:
+    job: indexed(uint256)
+    validator: indexed(address)
+    wrapped_key: Bytes[1024]
+
+event MetricCommitted:
+    job: indexed(uint256)
+    validator: indexed(address)
+    commitment: bytes32
+
+event MetricRevealed:
+    job: indexed(uint256)
+    validator: indexed(address)
+    metric: uint256
+
+event JobClosed:
+    job: indexed(uint256)
+    outcome: uint256
+    median: uint256
+    n_metrics: uint256
+
+event ValidatorSlashed:
+    job: indexed(uint256)
+    validator: indexed(address)
+    amount: uint256
+
+
+job_count: public(uint256)
+
+_core: HashMap[uint256, uint256]
+_money: HashMap[uint256, uint256]
+_terms: HashMap[uint256, uint256]
+_auction: HashMap[uint256, uint256]
+_bids: HashMap[uint256, uint256]
+_metrics: HashMap[uint256, uint256[2]]
+_sealed: HashMap[uint256, HashMap[address, bytes32]]
+_vslot: HashMap[uint256, HashMap[address, bytes32]]
+
+
+@deploy
+def __init__(token_: IERC20, min_stake_: uint256, cooldown_: uint256, slash_bps_: uint256):
+    registry.__init__(token_, min_stake_, cooldown_, slash_bps_)
+
+
+# ---------------------------------------------------------------- packing
+
+@internal
+@view
+def _load_core(job: uint256) -> Core:
+    w: uint256 = self._core[job]
+    assert w != 0, "market: no such job"
+    return Core(
+        requester=convert(w & MASK160, address),
+        phase=(w >> 160) & 255,
+        k=(w >> 168) & 255,
+        lower_is_better=(w >> 176) & 1 == 1,
+        deadline=(w >> 184) & MASK40,
+        n_vcommit=(w >> 224) & 255,
+        n_vreveal=(w >> 232) & 255,
+    )
+
+
+@internal
+def _store_core(job: uint256, c: Core):
+    flags: uint256 = 0
+    if c.lower_is_better:
+        flags = 1
+    self._core[job] = (
+        convert(c.requester, uint256) | (c.phase << 160) | (c.k << 168) | (flags << 176)
+        | (c.deadline << 184) | (c.n_vcommit << 224) | (c.n_vreveal << 232)
+    )
+
+
+@internal
+@view
+def _load_money(job: uint256) -> Money:
+    w: uint256 = self._money[job]
+    return Money(max_price=w & MASK96, fee=(w >> 96) & MASK96, threshold=w >> 192)
+
+
+@internal
+@view
+def _load_terms(job: uint256) -> Terms:
+    w: uint256 = self._terms[job]
+    return Terms(
+        bid_stake=w & MASK96,
+        reveal_window=(w >> 96) & MASK32,
+        key_window=(w >> 128) & MASK32,
+        work_window=(w >> 160) & MASK32,
+        commit_window=(w >> 192) & MASK32,
+        vreveal_window=w >> 224,
+    )
+
+
+@internal
+@view
+def _load_auction(job: uint256) -> Auction:
+    a: uint256 = self._auction[job]
+    b: uint256 = self._bids[job]
+    return Auction(
+        best=convert(a & MASK160, address),
+        price=a >> 160,
+        second=b & MASK96,
+        n_commits=(b >> 96) & MASK32,
+        n_reveals=(b >> 128) & MASK32,
+    )
+
+
+@internal
+def _store_auction(job: uint256, a: Auction):
+    self._auction[job] = convert(a.best, uint256) | (a.price << 160)
+    self._bids[job] = a.second | (a.n_commits << 96) | (a.n_reveals << 128)
+
+
+# ---------------------------------------------------------------- helpers
+
+@internal
+@pure
+def _bid_commitment(job: uint256, bidder: address, price: uint256, salt: bytes32) -> bytes32:
+    return keccak256(abi_encode(job, bidder, price, salt))
+
+
+@internal
+@view
+def _reveal_deadline(c: Core, t: Terms) -> uint256:
+    return c.deadline + t.reveal_window
+
+
+@internal
+@view
+def _finalizable(c: Core, t: Terms, a: Auction) -> bool:
+    """Past the reveal window, or past bidding with every sealed bid already revealed."""
+    if block.timestamp > c.deadline + t.reveal_window:
+        return True
+    return block.timestamp > c.deadline and a.n_commits == a.n_reveals
+
+
+@internal
+def _close(job: uint256, c: Core, outcome: uint256, median: uint256, n_metrics: uint256):
+    c.phase = CLOSED
+    self._store_core(job, c)
+    log JobClosed(job=job, outcome=outcome, median=median, n_metrics=n_metrics)
+
+
+@internal
+def _finalize(job: uint256, c: Core):
+    t: Terms = self._load_terms(job)
+    m: Money = self._load_money(job)
+    a: Auction = self._load_auction(job)
+    # Sealed bids never revealed forfeit their stake to the requester.
+    registry._credit(c.requester, (a.n_commits - a.n_reveals) * t.bid_stake)
+    self._bids[job] = 0
+    if a.n_reveals == 0:
+        registry._credit(c.requester, m.max_price + c.k * m.fee)
+        log AuctionFinalized(job=job, winner=empty(address), price=0, key_deadline=0)
+        self._close(job, c, NO_BIDS, 0, 0)
+        return
+    price: uint256 = m.max_price
+    if a.n_reveals >= 2:
+        price = a.second
+    registry._credit(c.requester, m.max_price - price)
+    self._auction[job] = convert(a.best, uint256) | (price << 160)
+    c.phase = AWAITING_KEY
+    c.deadline = block.timestamp + t.key_window
+    self._store_core(job, c)
+    log AuctionFinalized(job=job, winner=a.best, price=price, key_deadline=c.deadline)
+
+
+@internal
+def _sync_validation(c: Core, t: Terms) -> Core:
+    """A commit phase whose deadline passed is the reveal phase (no transaction needed for it)."""
+    if c.phase == COMMIT and block.timestamp > c.deadline:
+        c.phase = REVEAL
+        c.deadline = c.deadline + t.vreveal_window
+    return c
+
+
+@internal
+def _draw(job: uint256, worker: address, requester: address, k: uint256) -> DynArray[address, MAX_VALIDATORS]:
+    """Draw up to k distinct pool members, excluding the job's worker and requester.
+
+    The seed is block.prevrandao: the block proposer can bias it, and the worker chooses the block
+    it submits in; see docs/contracts.md for what that allows."""
+    picked: DynArray[address, MAX_VALIDATORS] = []
+    n: uint256 = len(registry.pool)
+    if n == 0:
+        return picked
+    seed: bytes32 = keccak256(abi_encode(block.prevrandao, job))
+    for i: uint256 in range(DRAW_ATTEMPTS):
+        if len(picked) == k:
+            break
+        v: address = registry.pool[convert(keccak256(abi_encode(seed, i)), uint256) % n]
+        if v == worker or v == requester or v in picked:
+            continue
+        picked.append(v)
+    return picked
+
+
+@internal
+@pure
+def _median(values: DynArray[uint256, MAX_VALIDATORS]) -> uint256:
+    s: DynArray[uint256, MAX_VALIDATORS] = values
+    n: uint256 = len(s)
+    for i: uint256 in range(1, MAX_VALIDATORS):
+        if i >= n:
+            break
+        x: uint256 = s[i]
+        j: uint256 = i
+        for _: uint256 in range(MAX_VALIDATORS):
+            if j == 0 or s[j - 1] <= x:
+                break
+            s[j] = s[j - 1]
+            j -= 1
+        s[j] = x
+    return (s[(n - 1) // 2] + s[n // 2]) // 2
+
+
+@internal
+@view
+def _metric_list(job: uint256, n: uint256) -> DynArray[uint256, MAX_VALIDATORS]:
+    out: DynArray[uint256, MAX_VALIDATORS] = []
+    words: uint256[2] = self._metrics[job]
+    for i: uint256 in range(MAX_VALIDATORS):
+        if i >= n:
+            break
+        out.append((words[i // 4] >> (64 * (i % 4))) & MASK64)
+    return out
+
+
+@internal
+def _settle(job: uint256, c: Core):
+    m: Money = self._load_money(job)
+    a: Auction = self._load_auction(job)
+    stake: uint256 = self._load_terms(job).bid_stake
+    # Fees of validators that did not reveal go back to the requester.
+    registry._credit(c.requester, (c.k - c.n_vreveal) * m.fee)
+    if c.n_vreveal == 0:
+        registry._credit(c.requester, a.price)
+        registry._credit(a.best, stake)
+        self._close(job, c, NO_VERDICT, 0, 0)
+        return
+    median: uint256 = self._median(self._metric_list(job, c.n_vreveal))
+    passed: bool = median >= m.threshold
+    if c.lower_is_better:
+        passed = median <= m.threshold
+    if passed:
+        registry._credit(a.best, a.price + stake)
+        self._close(job, c, ACCEPTED, median, c.n_vreveal)
+    else:
+        registry._credit(c.requester, a.price + stake)
+        self._close(job, c, REJECTED, median, c.n_vreveal)
+
+
+# ---------------------------------------------------------------- requester
+
+@external
+def post_job(
+    manifest_hash: bytes32,
+    metric: String[32],
+    threshold: uint256,
+    lower_is_better: bool,
+    n_validators: uint256,
+    max_price: uint256,
+    validator_fee: uint256,
+    bid_stake: uint256,
+    windows: uint256[6],
+    artifacts: String[2048],
+) -> uint256:
+    """
+    @notice Open a job and escrow max_price + n_validators * validator_fee from the caller's free
+            balance (any shortfall is pulled through the token allowance).
+    @param threshold Fixed-point metric threshold (the node uses 1e6 = 1.0): a minimum, or a
+           maximum when lower_is_better (e.g. mse).
+    @param windows Seconds: (bid, reveal, key, work, metric commit, metric reveal).
+    @param artifacts Artifact magnets (kept only in the event).
+    @return The new job id (ids start at 1).
+    """
+    assert max_price > 0, "market: max_price must be positive"
+    assert max_price <= MASK96 and validator_fee <= MASK96 and bid_stake <= MASK96, "market: amount too large"
+    assert n_validators >= 1 and n_validators <= MAX_VALIDATORS, "market: n_validators must be 1..8"
+    assert threshold <= MASK64, "market: threshold too large"
+    for w: uint256 in windows:
+        assert w >= 1 and w <= MASK32, "market: every window must be 1..2**32-1 seconds"
+    registry._take(msg.sender, max_price + n_validators * validator_fee)
+    job: uint256 = self.job_count + 1
+    self.job_count = job
+    c: Core = Core(
+        requester=msg.sender, phase=BIDDING, k=n_validators, lower_is_better=lower_is_better,
+        deadline=block.timestamp + windows[0], n_vcommit=0, n_vreveal=0,
+    )
+    self._store_core(job, c)
+    self._money[job] = max_price | (validator_fee << 96) | (threshold << 192)
+    self._terms[job] = (
+        bid_stake | (windows[1] << 96) | (windows[2] << 128) | (windows[3] << 160)
+        | (windows[4] << 192) | (windows[5] << 224)
+    )
+    log JobPosted(
+        job=job, requester=msg.sender, manifest_hash=manifest_hash, metric=metric,
+        threshold=threshold, lower_is_better=lower_is_better, n_validators=n_validators,
+        max_price=max_price, validator_fee=validator_fee, bid_stake=bid_stake,
+        bid_deadline=c.deadline, windows=[windows[1], windows[2], windows[3], windows[4], windows[5]],
+        artifacts=artifacts,
+    )
+    return job
+
+
+@external
+def release_key(job: uint256, wrapped_key: Bytes[1024]):
+    """
+    @notice Requester only: publish the data key wrapped for the winner and start the work window.
+            Finalizes the auction first when that is due.
+    """
+    c: Core = self._load_core(job)
+    if c.phase == BIDDING:
+        assert self._finalizable(c, self._load_terms(job), self._load_auction(job)), "market: auction not over"
+        self._finalize(job, c)
+        c = self._load_core(job)
+    assert msg.sender == c.requester, "market: only the requester"
+    assert c.phase == AWAITING_KEY, "market: job not awaiting the key"
+    assert block.timestamp <= c.deadline, "market: key window closed"
+    c.phase = WORKING
+    c.deadline = block.timestamp + self._load_terms(job).work_window
+    self._store_core(job, c)
+    log KeyReleased(job=job, worker=self._load_auction(job).best, wrapped_key=wrapped_key, work_deadline=c.deadline)
+
+
+@external
+def release_test_key(job: uint256, validator: address, wrapped_key: Bytes[1024]):
+    """@notice Requester only: publish the test-set key wrapped for one drawn validator."""
+    c: Core = self._load_core(job)
+    assert msg.sender == c.requester, "market: only the requester"
+    assert c.phase == COMMIT or c.phase == REVEAL, "market: job not in validation"
+    assert self._vslot[job][validator] != empty(bytes32), "market: not a selected validator"
+    log TestKeyReleased(job=job, validator=validator, wrapped_key=wrapped_key)
+
+
+# ---------------------------------------------------------------- bidders
+
+@external
+def commit_bid(job: uint256, commitment: bytes32):
+    """
+    @notice Seal a bid: commitment = keccak256(abi_encode(job, bidder, price, salt)). Locks the
+            job's bid stake once; a later commit replaces the sealed bid and locks nothing more.
+    """
+    c: Core = self._load_core(job)
+    assert c.phase == BIDDING, "market: job not open for bids"
+    assert block.timestamp <= c.deadline, "market: bidding closed"
+    assert commitment != empty(bytes32), "market: empty commitment"
+    assert msg.sender != c.requester, "market: requester cannot bid"
+    registry._require_worker(msg.sender)
+    previous: bytes32 = self._sealed[job][msg.sender]
+    self._sealed[job][msg.sender] = commitment
+    if previous == empty(bytes32):
+        registry._take(msg.sender, self._load_terms(job).bid_stake)
+        b: uint256 = self._bids[job]
+        self._bids[job] = b + (1 << 96)
+    log BidCommitted(job=job, bidder=msg.sender, commitment=commitment)
+
+
+@external
+def reveal_bid(job: uint256, price: uint256, salt: bytes32):
+    """@notice Open a sealed bid. Bids that cannot win get their stake back at once."""
+    c: Core = self._load_core(job)
+    t: Terms = self._load_terms(job)
+    assert c.phase == BIDDING, "market: auction already finalized"
+    assert block.timestamp > c.deadline, "market: bidding still open"
+    assert block.timestamp <= c.deadline + t.reveal_window, "market: reveal window closed"
+    sealed: bytes32 = self._sealed[job][msg.sender]
+    assert sealed != empty(bytes32), "market: no sealed bid"
+    assert self._bid_commitment(job, msg.sender, price, salt) == sealed, "market: bid does not match commitment"
+    assert price <= self._load_money(job).max_price, "market: price above the job's maximum"
+    self._sealed[job][msg.sender] = empty(bytes32)
+    a: Auction = self._load_auction(job)
+    if a.n_reveals == 0:
+        a.best = msg.sender
+        a.price = price
+    elif price < a.price or (price == a.price and convert(msg.sender, uint256) < convert(a.best, uint256)):
+        # The new bid wins (ties go to the lower address); the old leader's ask becomes the second.
+        registry._credit(a.best, t.bid_stake)
+        a.second = a.price
+        a.best = msg.sender
+        a.price = price
+    else:
+        registry._credit(msg.sender, t.bid_stake)
+        if a.n_reveals == 1 or price < a.second:
+            a.second = price
+    a.n_reveals += 1
+    self._store_auction(job, a)
+    log BidRevealed(job=job, bidder=msg.sender, price=price)
+
+
+@external
+def finalize(job: uint256):
+    """@notice Anyone, once the reveal window is over (or every sealed bid is revealed)."""
+    c: Core = self._load_core(job)
+    assert c.phase == BIDDING, "market: job not in bidding"
+    assert self._finalizable(c, self._load_terms(job), self._load_auction(job)), "market: auction not over"
+    self._finalize(job, c)
+
+
+# ---------------------------------------------------------------- worker
+
+@external
+def submit_result(job: uint256, result_hash: bytes32, magnet: String[1024]):
+    """@notice Winner only, before the work deadline; draws the validators."""
+    c: Core = self._load_core(job)
+    assert c.phase == WORKING, "market: job not awaiting a result"
+    worker: address = self._load_auction(job).best
+    assert msg.sender == worker, "market: only the winning worker"
+    assert block.timestamp <= c.deadline, "market: work deadline passed"
+    assert result_hash != empty(bytes32), "market: empty result hash"
+    log ResultSubmitted(job=job, worker=worker, result_hash=result_hash, magnet=magnet)
+    picked: DynArray[address, MAX_VALIDATORS] = self._draw(job, worker, c.requester, c.k)
+    m: uint256 = len(picked)
+    registry._credit(c.requester, (c.k - m) * self._load_money(job).fee)
+    c.k = m
+    if m == 0:
+        log ValidatorsDrawn(job=job, validators=picked, commit_deadline=0)
+        self._settle(job, c)
+        return
+    for v: address in picked:
+        self._vslot[job][v] = SELECTED
+    c.phase = COMMIT
+    c.deadline = block.timestamp + self._load_terms(job).commit_window
+    self._store_core(job, c)
+    log ValidatorsDrawn(job=job, validators=picked, commit_deadline=c.deadline)
+
+
+# ---------------------------------------------------------------- validators
+
+@external
+def commit_metric(job: uint256, commitment: bytes32):
+    """@notice A drawn validator seals its metric: keccak256(abi_encode(job, validator, metric, salt))."""
+    c: Core = self._load_core(job)
+    assert c.phase == COMMIT, "market: job not in the metric commit phase"
+    assert block.timestamp <= c.deadline, "market: commit window closed"
+    slot: bytes32 = self._vslot[job][msg.sender]
+    assert slot != empty(bytes32), "market: not a selected validator"
+    assert convert(commitment, uint256) > 3, "market: invalid commitment"
+    self._vslot[job][msg.sender] = commitment
+    if slot == SELECTED:
+        c.n_vcommit += 1
+        if c.n_vcommit == c.k:
+            c.phase = REVEAL
+            c.deadline = block.timestamp + self._load_terms(job).vreveal_window
+        self._store_core(job, c)
+    log MetricCommitted(job=job, validator=msg.sender, commitment=commitment)
+
+
+@external
+def reveal_metric(job: uint256, metric: uint256, salt: bytes32):
+    """@notice Open the sealed metric; pays this validator's fee. The last reveal settles the job."""
+    c: Core = self._sync_validation(self._load_core(job), self._load_terms(job))
+    assert c.phase == REVEAL, "market: job not in the metric reveal phase"
+    assert block.timestamp <= c.deadline, "market: reveal window closed"
+    slot: bytes32 = self._vslot[job][msg.sender]
+    assert slot != empty(bytes32), "market: not a selected validator"
+    assert slot != SELECTED, "market: no metric committed"
+    assert slot != REVEALED, "market: metric already revealed"
+    assert keccak256(abi_encode(job, msg.sender, metric, salt)) == slot, "market: metric does not match commitment"
+    assert metric <= MASK64, "market: metric out of range"
+    self._vslot[job][msg.sender] = REVEALED
+    i: uint256 = c.n_vreveal
+    self._metrics[job][i // 4] = self._metrics[job][i // 4] | (metric << (64 * (i % 4)))
+    c.n_vreveal = i + 1
+    registry._credit(msg.sender, self._load_money(job).fee)
+    log MetricRevealed(job=job, validator=msg.sender, metric=metric)
+    if c.n_vreveal == c.n_vcommit:
+        self._settle(job, c)
+    else:
+        self._store_core(job, c)
+
+
+# ---------------------------------------------------------------- anyone
+
+@external
+def settle(job: uint256):
+    """@notice Anyone, after the metric reveal window (or once every committed metric is revealed)."""
+    c: Core = self._sync_validation(self._load_core(job), self._load_terms(job))
+    assert c.phase != CLOSED, "market: job already closed"
+    assert c.phase == REVEAL, "market: job not in validation"
+    assert block.timestamp > c.deadline or c.n_vreveal == c.n_vcommit, "market: reveal window still open"
+    self._settle(job, c)
+
+
+@external
+def advance(job: uint256):
+    """@notice Anyone: move a job whose current deadline has passed to its next phase."""
+    c: Core = self._load_core(job)
+    t: Terms = self._load_terms(job)
+    assert c.phase != CLOSED, "market: job already closed"
+    if c.phase == BIDDING:
+        assert self._finalizable(c, t, self._load_auction(job)), "market: deadline not passed"
+        self._finalize(job, c)
+        return
+    assert block.timestamp > c.deadline, "market: deadline not passed"
+    if c.phase == AWAITING_KEY or c.phase == WORKING:
+        m: Money = self._load_money(job)
+        a: Auction = self._load_auction(job)
+        registry._credit(c.requester, a.price + c.k * m.fee)
+        if c.phase == AWAITING_KEY:
+            # The requester never released the key: the worker is not at fault.
+            registry._credit(a.best, t.bid_stake)
+            self._close(job, c, KEY_TIMEOUT, 0, 0)
+        else:
+            # No result in time: the worker's bid stake goes to the requester.
+            registry._credit(c.requester, t.bid_stake)
+            self._close(job, c, WORK_TIMEOUT, 0, 0)
+        return
+    c = self._sync_validation(c, t)
+    if c.phase == REVEAL and block.timestamp <= c.deadline:
+        self._store_core(job, c)
+        return
+    self._settle(job, c)
+
+
+@external
+def slash_validator(job: uint256, validator: address):
+    """@notice Anyone, after settlement: a drawn validator that never revealed loses slash_bps of
+            its stake to the requester (its fee was already refunded at settlement)."""
+    c: Core = self._load_core(job)
+    assert c.phase == CLOSED, "market: job not settled"
+    slot: bytes32 = self._vslot[job][validator]
+    assert slot != empty(bytes32), "market: not a selected validator"
+    assert slot != REVEALED, "market: validator revealed its metric"
+    assert slot != SLASHED, "market: validator already slashed"
+    self._vslot[job][validator] = SLASHED
+    amount: uint256 = registry._slash(validator, c.requester)
+    log ValidatorSlashed(job=job, validator=validator, amount=amount)
+
+
+# ---------------------------------------------------------------- views
+
+@external
+@view
+def job(job: uint256) -> JobView:
+    c: Core = self._load_core(job)
+    m: Money = self._load_money(job)
+    t: Terms = self._load_terms(job)
+    a: Auction = self._load_auction(job)
+    return JobView(
+        requester=c.requester, phase=c.phase, n_validators=c.k, lower_is_better=c.lower_is_better,
+        deadline=c.deadline, n_metric_commits=c.n_vcommit, n_metric_reveals=c.n_vreveal,
+        max_price=m.max_price, validator_fee=m.fee, threshold=m.threshold, bid_stake=t.bid_stake,
+        reveal_window=t.reveal_window, key_window=t.key_window, work_window=t.work_window,
+        commit_window=t.commit_window, metric_reveal_window=t.vreveal_window,
+        winner=a.best, price=a.price, second_price=a.second, n_bids=a.n_commits,
+        n_bid_reveals=a.n_reveals,
+    )
+
+
+@external
+@view
+def job_held(job: uint256) -> uint256:
+    """@notice Tokens the contract holds for this job (escrow + locked bid stakes), from its state."""
+    c: Core = self._load_core(job)
+    m: Money = self._load_money(job)
+    t: Terms = self._load_terms(job)
+    a: Auction = self._load_auction(job)
+    if c.phase == BIDDING:
+        held: uint256 = m.max_price + c.k * m.fee + (a.n_commits - a.n_reveals) * t.bid_stake
+        if a.n_reveals > 0:
+            held += t.bid_stake
+        return held
+    if c.phase == AWAITING_KEY or c.phase == WORKING:
+        return a.price + c.k * m.fee + t.bid_stake
+    if c.phase == COMMIT or c.phase == REVEAL:
+        return a.price + (c.k - c.n_vreveal) * m.fee + t.bid_stake
+    return 0
+
+
+@external
+@view
+def sealed_bid(job: uint256, bidder: address) -> bytes32:
+    return self._sealed[job][bidder]
+
+
+@external
+@view
+def validator_slot(job: uint256, validator: address) -> bytes32:
+    """@notice 0: not drawn; 1: drawn; 2: revealed; 3: slashed; otherwise its commitment."""
+    return self._vslot[job][validator]
+
+
+@external
+@view
+def metrics(job: uint256) -> DynArray[uint256, MAX_VALIDATORS]:
+    return self._metric_list(job, self._load_core(job).n_vreveal)
+
+
+@external
+@pure
+def bid_commitment(job: uint256, bidder: address, price: uint256, salt: bytes32) -> bytes32:
+    return self._bid_commitment(job, bidder, price, salt)
