@@ -58,7 +58,8 @@ def export_torch(module: Any, example_input: Any) -> onnx.ModelProto:
     x = torch.as_tensor(np.asarray(example_input, np.float32))
     module.eval()
     buf = io.BytesIO()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter is deliberate
         torch.onnx.export(module, (x,), buf, dynamo=False, do_constant_folding=False,
                           input_names=["input"], output_names=["output"])
     return onnx.load_from_string(buf.getvalue())

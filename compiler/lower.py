@@ -91,7 +91,10 @@ def _lower_gemm(lw: Lowering, g: FloatGraph, n: Node, relu: Node | None) -> None
     out = relu.output if relu else n.output
     raw = out == g.output and relu is None
     w = n.arrays["w"]
-    wq, s_w = quantize.quantize_weights(w, p.data_bits)
+    try:
+        wq, s_w = quantize.quantize_weights(w, p.data_bits)
+    except ValueError as e:
+        raise CompileError(f"node {n.name}: op {n.op}: {e}") from e
     acc_scale = s_x * s_w
     bias = quantize.quantize_bias(n.arrays["b"], acc_scale)
     k = int(np.prod(w.shape[:-1]))

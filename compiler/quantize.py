@@ -29,7 +29,11 @@ def quantize_weights(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     w2 = np.asarray(w, np.float64).reshape(-1, w.shape[-1])
     m = np.abs(w2).max(axis=0)
     l1 = np.abs(w2).sum(axis=0)
-    scale = np.maximum(m / qmax(bits), l1 * qmax(bits) / ACC_BUDGET)
+    # rounding adds at most 1/2 per element: sum|wq| <= l1/scale + K/2
+    room = ACC_BUDGET - qmax(bits) * w2.shape[0] / 2
+    if room <= 0:
+        raise ValueError(f"K = {w2.shape[0]} is too deep for a 32-bit accumulator at int{bits}")
+    scale = np.maximum(m / qmax(bits), l1 * qmax(bits) / room)
     scale = np.where(m > 0, scale, 1.0)
     wq = np.clip(np.rint(w2 / scale), -qmax(bits), qmax(bits)).astype(np.int64)
     return wq.reshape(w.shape), scale
