@@ -17,7 +17,7 @@ from eth_keys import keys
 from eth_utils import event_abi_to_log_topic, keccak, to_checksum_address
 
 from .deploy import Deployment
-from .tx import ContractError, lock_for, send
+from .tx import ContractError, lock_for, revert_reason, send
 
 METRIC_SCALE = 10**6
 """Fixed-point scale of metrics and thresholds: 1.0 is 1_000_000."""
@@ -347,19 +347,22 @@ class MarketClient:
 
     # ------------------------------------------------------------ reads
 
-    def job(self, job: int) -> JobState:
-        from web3.exceptions import ContractLogicError
-
+    def _view(self, fn: str, *args: Any) -> Any:
+        """Call a market view; a revert (e.g. an unknown job) raises ContractError."""
         try:
-            v = self.market.functions.job(job).call()
-        except ContractLogicError as exc:
-            raise ContractError(str(getattr(exc, "message", exc)).removeprefix(
-                "execution reverted: "), "job") from None
+            return getattr(self.market.functions, fn)(*args).call()
+        except Exception as exc:
+            if "revert" not in str(exc).lower():
+                raise
+            raise ContractError(revert_reason(exc), fn) from None
+
+    def job(self, job: int) -> JobState:
+        v = self._view("job", job)
         winner = v[16] if v[16] != ZERO_ADDRESS else None
         return JobState(job, v[0], Phase(v[1]), *v[2:16], winner, *v[17:])
 
     def job_held(self, job: int) -> int:
-        return int(self.market.functions.job_held(job).call())
+        return int(self._view("job_held", job))
 
     def job_count(self) -> int:
         return int(self.market.functions.job_count().call())
@@ -385,7 +388,7 @@ class MarketClient:
         return [self.market.functions.pool(i).call() for i in range(n)]
 
     def metrics(self, job: int) -> list[int]:
-        return [int(m) for m in self.market.functions.metrics(job).call()]
+        return [int(m) for m in self._view("metrics", job)]
 
     def validator_slot(self, job: int, validator: str) -> bytes:
         return bytes(self.market.functions.validator_slot(job, to_checksum_address(validator)).call())

@@ -16,6 +16,7 @@ _LOCKS_GUARD = threading.Lock()
 
 GAS_HEADROOM = 1.25
 RECEIPT_TIMEOUT_S = 120.0
+EMBEDDED_GAS = 5_000_000
 
 
 class ContractError(Exception):
@@ -45,6 +46,17 @@ def revert_reason(exc: Exception) -> str:
     return msg
 
 
+def _gas_limit(w3: Any, call: Any, params: dict[str, Any]) -> int:
+    """Estimated gas plus headroom. On eth-tester, estimation is a binary search over many
+    executions, so a single eth_call checks for a revert instead and a fixed limit is used."""
+    from .chain import is_embedded
+
+    if is_embedded(w3) and hasattr(call, "call"):
+        call.call(params, block_identifier="pending")
+        return EMBEDDED_GAS
+    return int(call.estimate_gas(params) * GAS_HEADROOM) + 10_000
+
+
 def send(w3: Any, account: LocalAccount, call: Any, label: str, value: int = 0) -> Any:
     """Estimate, sign, send and wait for ``call`` (a ContractFunction or ContractConstructor).
 
@@ -65,14 +77,23 @@ def send(w3: Any, account: LocalAccount, call: Any, label: str, value: int = 0) 
             "value": value,
         }
         try:
-            gas = call.estimate_gas(params)
+            params["gas"] = _gas_limit(w3, call, params)
         except rejected as exc:
             raise ContractError(revert_reason(exc), label) from None
-        params["gas"] = int(gas * GAS_HEADROOM) + 10_000
         tx = call.build_transaction(params)
         signed = account.sign_transaction(tx)
         tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
     if receipt["status"] != 1:
-        raise ContractError(f"transaction {tx_hash.hex()} reverted on chain", label)
+        raise ContractError(_replayed_reason(w3, tx, receipt, tx_hash.hex()), label)
     return receipt
+
+
+def _replayed_reason(w3: Any, tx: dict[str, Any], receipt: Any, tx_hash: str) -> str:
+    """Why a mined transaction reverted: replay it as a call on its block to read the reason."""
+    fields = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}
+    try:
+        w3.eth.call(fields, receipt["blockNumber"])
+    except Exception as exc:  # the replay reverting is the point
+        return revert_reason(exc)
+    return f"transaction {tx_hash} reverted on chain"

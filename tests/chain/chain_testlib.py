@@ -1,0 +1,123 @@
+"""Shared pieces of the chain tests: a deployed market with clients by role, default job terms,
+and helpers that drive a job through its phases (eth-tester or anvil alike)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from morphware.contracts import (
+    ChainControl,
+    Deployment,
+    JobTerms,
+    MarketClient,
+    Phase,
+    Role,
+    deploy,
+    embedded_chain,
+    to_fixed,
+)
+
+TOKEN = 10**18
+FUNDS = 10_000 * TOKEN
+MIN_STAKE = 10 * TOKEN
+COOLDOWN = 7 * 86_400
+SLASH_BPS = 2_000
+
+
+@dataclass
+class Market:
+    """A deployed market and clients by role: requesters, workers (registered as workers) and
+    validators (registered as validators), plus an unregistered outsider."""
+
+    w3: object
+    deployment: Deployment
+    ctl: ChainControl
+    deployer: MarketClient
+    requesters: list[MarketClient]
+    workers: list[MarketClient]
+    validators: list[MarketClient]
+    outsider: MarketClient
+    salts: dict[tuple[int, str], bytes] = field(default_factory=dict)
+
+    @property
+    def everyone(self) -> list[MarketClient]:
+        return [self.deployer, *self.requesters, *self.workers, *self.validators, self.outsider]
+
+    def liabilities(self, jobs: int | None = None) -> int:
+        """What the market owes: free balances + stakes of every account + held job funds."""
+        c = self.deployer
+        n = c.job_count() if jobs is None else jobs
+        owed = sum(c.balance(x.address) + c.stake(x.address) for x in self.everyone)
+        return owed + sum(c.job_held(j) for j in range(1, n + 1))
+
+
+def terms(**over: object) -> JobTerms:
+    """Default job terms for tests (100 tokens max, 1 token fee, 5 tokens bid stake)."""
+    base = dict(
+        manifest_hash=b"\x11" * 32, metric="accuracy", threshold=to_fixed(0.9),
+        max_price=100 * TOKEN, validator_fee=TOKEN, bid_stake=5 * TOKEN, n_validators=3,
+        bid_window=100, reveal_window=100, key_window=100, work_window=100, commit_window=100,
+        metric_reveal_window=100, artifacts=("magnet:?xt=urn:btih:" + "a" * 40,),
+    )
+    base.update(over)
+    return JobTerms(**base)  # type: ignore[arg-type]
+
+
+def build_market(n_requesters: int = 2, n_workers: int = 5, n_validators: int = 4) -> Market:
+    chain = embedded_chain(2 + n_requesters + n_workers + n_validators)
+    dep = deploy(chain.w3, chain.accounts[0], min_stake=MIN_STAKE, cooldown=COOLDOWN,
+                 slash_bps=SLASH_BPS)
+    clients = [MarketClient(chain.w3, dep, a) for a in chain.accounts]
+    for c in clients[1:]:
+        c.faucet(FUNDS)
+        c.approve()
+    req = clients[1:1 + n_requesters]
+    wrk = clients[1 + n_requesters:1 + n_requesters + n_workers]
+    val = clients[1 + n_requesters + n_workers:-1]
+    for w in wrk:
+        w.register(Role.WORKER, MIN_STAKE)
+    for v in val:
+        v.register(Role.VALIDATOR, MIN_STAKE)
+    return Market(chain.w3, dep, ChainControl(chain.w3), clients[0], req, wrk, val, clients[-1])
+
+WINDOW = 100
+
+
+def client_of(clients: list[MarketClient], address: str) -> MarketClient:
+    return next(c for c in clients if c.address == address)
+
+
+def commit_bids(job: int, bids: dict[MarketClient, int]) -> dict[MarketClient, bytes]:
+    return {c: c.commit_bid(job, price) for c, price in bids.items()}
+
+
+def reveal_bids(job: int, bids: dict[MarketClient, int], salts: dict[MarketClient, bytes]) -> None:
+    for c, price in bids.items():
+        c.reveal_bid(job, price, salts[c])
+
+
+def run_auction(ctl, requester: MarketClient, job: int, bids: dict[MarketClient, int]) -> None:
+    """Seal, wait out bidding, reveal every bid."""
+    salts = commit_bids(job, bids)
+    ctl.advance_time(WINDOW + 1)
+    reveal_bids(job, bids, salts)
+
+
+def run_to_validation(
+    ctl, requester: MarketClient, job: int, bids: dict[MarketClient, int]
+) -> MarketClient:
+    """Auction, key release and result; returns the worker. The job is then in COMMIT."""
+    run_auction(ctl, requester, job, bids)
+    requester.release_key(job, b"\x01" * 129)
+    worker = min(bids, key=lambda c: (bids[c], int(c.address, 16)))
+    worker.submit_result(job, b"\x22" * 32, "magnet:?xt=urn:btih:" + "b" * 40)
+    assert requester.job(job).phase in (Phase.COMMIT, Phase.CLOSED)
+    return worker
+
+
+def validate(job: int, validators: list[MarketClient], metrics: list[float]) -> None:
+    """Each drawn validator commits, then reveals its metric (the last reveal settles)."""
+    fixed = [to_fixed(x) for x in metrics]
+    salts = [v.commit_metric(job, x) for v, x in zip(validators, fixed, strict=True)]
+    for v, x, s in zip(validators, fixed, salts, strict=True):
+        v.reveal_metric(job, x, s)
