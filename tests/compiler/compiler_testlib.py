@@ -20,6 +20,17 @@ def train(module: Any, x: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0)
     """A few epochs of Adam on (x, y); deterministic for a fixed seed."""
     import torch
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: threads only contend on a shared 2-core CI machine
+    try:
+        return _train(module, x, y, epochs, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(module: Any, x: np.ndarray, y: np.ndarray, epochs: int, seed: int) -> Any:
+    import torch
+
     torch.manual_seed(seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     opt = torch.optim.Adam(module.parameters(), lr=3e-3)
