@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import struct
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -137,9 +138,10 @@ def decrypt_stream(src: BinaryIO, dst: BinaryIO, key: bytes) -> int:
 def _atomic_write(dst: Path, fill) -> int:
     """Write via a temporary sibling and rename, so a failure leaves no partial ``dst``."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
+    fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    tmp = Path(name)  # unique per call: two threads may decrypt the same artifact at once
     try:
-        with open(tmp, "wb") as out:
+        with os.fdopen(fd, "wb") as out:
             n = fill(out)
             out.flush()
             os.fsync(out.fileno())

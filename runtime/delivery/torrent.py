@@ -3,6 +3,9 @@
 Why it looks like this:
 
 - One torrent per artifact (single-file torrents), so a magnet names exactly one artifact.
+  Torrents are BitTorrent v1 by default: aria2 1.36 cannot fetch libtorrent's v1+v2 hybrids
+  (``hybrid=True`` makes them). Integrity does not rest on v1's SHA-1 piece hashes: the whole
+  file's SHA-256 is checked against the hash on chain.
 - TCP only, no DHT/LSD/UPnP/NAT-PMP by default: on loopback and private networks peers are given
   explicitly (``connect_peer``, or ``x.pe`` in the magnet), and uTP is 10-40x slower on loopback.
   ``dht=True`` joins the public swarm.
@@ -42,6 +45,7 @@ RESUME_EVERY_S = 5.0
 POLL_S = 0.05
 RECONNECT_EVERY_S = 1.0
 HASH_BLOCK = 1 << 20
+_CHECKING = (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
 
 
 class TorrentError(RuntimeError):
@@ -102,7 +106,7 @@ class TorrentSession:
 
     def __init__(self, state_dir: Path | str, *, listen: str = "127.0.0.1:0",
                  dht: bool = False, upload_rate_limit: int = 0,
-                 hybrid: bool = True) -> None:
+                 hybrid: bool = False) -> None:
         self.state_dir = Path(state_dir)
         self._resume_dir = self.state_dir / "resume"
         self._partial_dir = self.state_dir / "partial"
@@ -113,6 +117,7 @@ class TorrentSession:
         self._handles: dict[str, lt.torrent_handle] = {}
         self._errors: dict[str, str] = {}
         self._fetch_locks: dict[str, threading.Lock] = {}
+        self._resume_answers = 0  # save_resume_data (failed) alerts seen; save_state waits on it
         self._closed = threading.Event()
         host = listen.rsplit(":", 1)[0]
         self._session = lt.session(self._settings(listen, host, dht, upload_rate_limit))
@@ -138,7 +143,9 @@ class TorrentSession:
                            | lt.alert.category_t.status_notification),
             # loopback peers share one address; libtorrent would otherwise refuse a second one
             "allow_multiple_connections_per_ip": True,
+            # bytes/s, 0 = unlimited; loopback peers are "local", so both limits apply
             "upload_rate_limit": upload_rate_limit,
+            "local_upload_rate_limit": upload_rate_limit,
             "user_agent": "morphware/0.1",
         }
         if host not in ("0.0.0.0", "[::]", ""):
@@ -167,6 +174,11 @@ class TorrentSession:
     def listen_port(self) -> int:
         return self._session.listen_port()
 
+    def set_upload_rate_limit(self, bytes_per_s: int) -> None:
+        """Cap this node's upload rate (0 = unlimited), loopback peers included."""
+        self._session.apply_settings({"upload_rate_limit": bytes_per_s,
+                                      "local_upload_rate_limit": bytes_per_s})
+
     # ---- alerts and resume data -------------------------------------------------------------
 
     def _alert_loop(self) -> None:
@@ -182,6 +194,11 @@ class TorrentSession:
         for a in alerts:
             if isinstance(a, lt.save_resume_data_alert):
                 self._write_resume(a.params)
+                with self._lock:
+                    self._resume_answers += 1
+            elif isinstance(a, lt.save_resume_data_failed_alert):
+                with self._lock:
+                    self._resume_answers += 1
             elif isinstance(a, lt.torrent_error_alert | lt.file_error_alert):
                 key = _key(a.handle.info_hashes())
                 with self._lock:
@@ -212,30 +229,20 @@ class TorrentSession:
         return n
 
     def save_state(self, timeout: float = 10.0) -> None:
-        """Write fast-resume data for every torrent now (bounded wait)."""
+        """Write fast-resume data for every torrent now; waits (bounded) until it is on disk."""
+        with self._lock:
+            before = self._resume_answers
         n = self._request_resume_data(flush=True)
-        if self._alert_thread.is_alive():
-            # the alert thread writes them; wait until the files are fresh
-            deadline = time.monotonic() + timeout
-            start = time.time()
-            while time.monotonic() < deadline:
-                with self._lock:
-                    keys = list(self._handles)
-                fresh = sum(1 for k in keys
-                            if (p := self._resume_dir / f"{k}.resume").exists()
-                            and p.stat().st_mtime >= start - 1)
-                if fresh >= n:
-                    return
-                time.sleep(POLL_S)
-            return
         deadline = time.monotonic() + timeout
-        pending = n
-        while pending and time.monotonic() < deadline:
-            self._session.wait_for_alert(100)
-            alerts = self._session.pop_alerts()
-            pending -= sum(isinstance(a, lt.save_resume_data_alert | lt.save_resume_data_failed_alert)
-                           for a in alerts)
-            self._handle_alerts(alerts)
+        while time.monotonic() < deadline:
+            if not self._alert_thread.is_alive():  # closing: consume the alerts here
+                self._session.wait_for_alert(100)
+                self._handle_alerts(self._session.pop_alerts())
+            with self._lock:
+                if self._resume_answers - before >= n:
+                    return
+            time.sleep(POLL_S / 5)
+        log.warning("fast-resume data not saved for every torrent within %.0f s", timeout)
 
     # ---- seeding ----------------------------------------------------------------------------
 
@@ -350,7 +357,9 @@ class TorrentSession:
             if err or st.errc.value():
                 raise TorrentError(f"torrent {key} failed: {err or st.errc.message()}")
             done = st.total_wanted_done
-            if done != last_done:
+            if st.state in _CHECKING:  # resume data being applied: done is not known yet
+                last_progress = now
+            elif done != last_done:
                 last_done, last_progress = done, now
                 if progress is not None and st.has_metadata:
                     progress(done, st.total_wanted)
@@ -378,7 +387,7 @@ class TorrentSession:
     def _finish(self, h: lt.torrent_handle, key: str, ti: lt.torrent_info, dest: Path,
                 expected: bytes, keep_seeding: bool) -> Path:
         """Verify the completed download's hash, then move it into place (and seed it)."""
-        part = self._partial_dir / key / ti.files().file_path(0)
+        part = self._partial_dir / key / ti.layout().file_path(0)
         self.remove(key)
         self._wait_gone(h)
         got = sha256_file(part)
@@ -399,7 +408,7 @@ class TorrentSession:
         atp = lt.add_torrent_params()
         atp.ti = ti
         atp.save_path = str(path.parent)
-        if ti.files().file_path(0) != path.name:
+        if ti.layout().file_path(0) != path.name:
             atp.renamed_files = {0: path.name}
         atp.flags = lt.torrent_flags.seed_mode | lt.torrent_flags.auto_managed
         self._add(atp).save_resume_data(lt.torrent_handle.save_info_dict)
