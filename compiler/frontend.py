@@ -104,6 +104,10 @@ def validate(m: onnx.ModelProto) -> None:
         if n.op_type not in supported:
             raise CompileError(f"node {n.name or '(unnamed)'}: op {n.op_type} is not supported "
                                "(no array lowering and no host implementation)")
+        if n.op_type == "AveragePool":
+            # qonnx leaves AveragePool channels-first and hls4ml then refuses the graph
+            raise CompileError(f"node {n.name}: op AveragePool is not supported (qonnx cannot "
+                               "convert it to channels-last); use MaxPool or GlobalAveragePool")
         if n.op_type == "Conv":
             group = next((a.i for a in n.attribute if a.name == "group"), 1)
             if group != 1:

@@ -109,3 +109,27 @@ def test_single_sample_without_batch_axis(compiled) -> None:
     assert np.array_equal(execute(program, x[0]), execute(program, x))
     with pytest.raises(ValueError, match="does not match"):
         execute(program, np.zeros((2, 63), np.float32))
+
+
+def test_multichannel_input_and_float_host_tail() -> None:
+    """A 3-channel NCHW input (transposed on the host) and a sigmoid after the raw last layer."""
+    import torch
+
+    nn = torch.nn
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                           nn.Linear(36, 3), nn.Sigmoid()).eval()
+    x = sample_inputs((3, 8, 8), 32, seed=9)
+    program, rep = compile_model(module, SMALL, x)
+    ops = [i["op"] for i in program.instructions]
+    assert ops[0] == "transpose" and ops[-1] == "sigmoid"
+    assert np.abs(execute(program, x[:8]) - _float(module, x[:8])).max() < 0.01
+
+
+def test_average_pool_is_refused_by_name() -> None:
+    import torch
+    from morphware.compiler import CompileError
+
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AvgPool2d(2)).eval()
+    with pytest.raises(CompileError, match="op AveragePool is not supported"):
+        compile_model(module, SMALL, sample_inputs((3, 8, 8), 4, seed=0))
