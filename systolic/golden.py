@@ -18,7 +18,6 @@ must match bit for bit. Rules, written down once:
 from __future__ import annotations
 
 import numpy as np
-
 from morphware.systolic.params import ArrayParams
 
 MULT_BITS = 16

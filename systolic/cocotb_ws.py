@@ -1,0 +1,160 @@
+"""cocotb test module run inside the simulator by ``sim.run_gemms`` (not collected by pytest).
+
+It reads ``job.npz`` from the working directory, runs every command through ``ws_harness`` (AXI4-Lite
+from Python, streams from hex files inside the HDL), and writes ``results.npz``. The AXI4-Lite
+driver and the output monitor here are the only Python that touches the simulation per cycle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
+from morphware.systolic import regmap, streams
+from morphware.systolic.cycle_model import gemm_cycles, tiles
+from morphware.systolic.params import ArrayParams
+
+
+class AxiLite:
+    """Minimal AXI4-Lite master (one outstanding transaction)."""
+
+    def __init__(self, dut: Any) -> None:
+        self.dut = dut
+        self.clk = dut.aclk
+
+    def idle(self) -> None:
+        d = self.dut
+        for s in (d.s_axil_awvalid, d.s_axil_wvalid, d.s_axil_arvalid):
+            s.value = 0
+        d.s_axil_bready.value = 1
+        d.s_axil_rready.value = 1
+        d.s_axil_awaddr.value = 0
+        d.s_axil_araddr.value = 0
+        d.s_axil_wdata.value = 0
+
+    async def write(self, addr: int, data: int) -> None:
+        d = self.dut
+        d.s_axil_awaddr.value = addr
+        d.s_axil_wdata.value = data & 0xFFFFFFFF
+        d.s_axil_awvalid.value = 1
+        d.s_axil_wvalid.value = 1
+        while True:
+            await ReadOnly()
+            taken = bool(d.s_axil_awready.value)
+            await RisingEdge(self.clk)
+            if taken:
+                break
+        d.s_axil_awvalid.value = 0
+        d.s_axil_wvalid.value = 0
+        while True:
+            await ReadOnly()
+            if d.s_axil_bvalid.value:
+                await RisingEdge(self.clk)
+                return
+            await RisingEdge(self.clk)
+
+    async def read(self, addr: int) -> int:
+        d = self.dut
+        d.s_axil_araddr.value = addr
+        d.s_axil_arvalid.value = 1
+        while True:
+            await ReadOnly()
+            taken = bool(d.s_axil_arready.value)
+            await RisingEdge(self.clk)
+            if taken:
+                break
+        d.s_axil_arvalid.value = 0
+        while True:
+            await ReadOnly()
+            if d.s_axil_rvalid.value:
+                value = d.s_axil_rdata.value.to_unsigned()
+                await RisingEdge(self.clk)
+                return value
+            await RisingEdge(self.clk)
+
+
+async def reset(dut: Any) -> None:
+    dut.aresetn.value = 0
+    await ClockCycles(dut.aclk, 3)
+    dut.aresetn.value = 1
+    await RisingEdge(dut.aclk)
+
+
+async def load_streams(dut: Any, a: np.ndarray, w: np.ndarray, bias: np.ndarray,
+                       mult: np.ndarray, shift: np.ndarray, p: ArrayParams) -> None:
+    """Write the command's beats where the harness reads them, and let it (re)open the files."""
+    a_lines = streams.to_hex_lines(streams.activation_beats(a, w.shape[1], p), p.data_bits)
+    w_lines = streams.to_hex_lines(streams.weight_beats(w, bias, mult, shift, p), 32)
+    Path("a.hex").write_text("\n".join(a_lines) + "\n")
+    Path("w.hex").write_text("\n".join(w_lines) + "\n")
+    dut.load.value = 1
+    await RisingEdge(dut.aclk)
+    dut.load.value = 0
+    await RisingEdge(dut.aclk)
+
+
+async def configure_and_start(bus: AxiLite, m: int, k: int, n: int, flags: int,
+                              p: ArrayParams) -> None:
+    kt, nt = tiles(k, n, p)
+    await bus.write(regmap.M, m)
+    await bus.write(regmap.KTILES, kt)
+    await bus.write(regmap.NTILES, nt)
+    await bus.write(regmap.FLAGS, flags)
+    await bus.write(regmap.CTRL, regmap.CTRL_START)
+
+
+def read_outputs(m: int, n: int, p: ArrayParams) -> np.ndarray:
+    """The monitor: o.hex lines are 'tlast hexdata'; check tlast sits on the last beat only."""
+    lines = [ln.split() for ln in Path("o.hex").read_text().splitlines() if ln.strip()]
+    lasts = [int(x[0]) for x in lines]
+    if not lasts or lasts[-1] != 1 or any(lasts[:-1]):
+        raise AssertionError(f"tlast must mark only the final output beat, got {lasts[-5:]}")
+    beats = streams.from_hex_lines([x[1] for x in lines], p.cols)
+    return streams.output_matrix(beats, m, n, p)
+
+
+@cocotb.test()
+async def run_batch(dut: Any) -> None:
+    job = dict(np.load("job.npz"))
+    p = ArrayParams.from_dict({k: int(v) for k, v in zip(
+        ("rows", "cols", "data_bits", "acc_bits", "acc_depth"), job["params"], strict=True)})
+    gaps = job["gaps"]
+    dut.a_gap.value = int(gaps[0])
+    dut.w_gap.value = int(gaps[1])
+    dut.o_stall.value = int(gaps[2])
+    dut.load.value = 0
+    bus = AxiLite(dut)
+    bus.idle()
+    Clock(dut.aclk, 10, unit="ns").start()
+    await reset(dut)
+    info = regmap.decode_info(await bus.read(regmap.INFO))
+    expect = {"rows": p.rows, "cols": p.cols, "data_bits": p.data_bits, "acc_bits": p.acc_bits}
+    assert info == expect, f"INFO register {info} != {expect}"
+    outs: dict[str, np.ndarray] = {}
+    cycles, stalls = [], []
+    for i in range(int(job["count"])):
+        a, w = job[f"a{i}"], job[f"w{i}"]
+        bias, mult, shift = job[f"bias{i}"], job[f"mult{i}"], job[f"shift{i}"]
+        flags, interrupt = int(job[f"flags{i}"]), int(job[f"interrupt{i}"])
+        m, k, n = a.shape[0], a.shape[1], w.shape[1]
+        model = gemm_cycles(m, k, n, p)
+        await load_streams(dut, a, w, bias, mult, shift, p)
+        if interrupt > 0:  # start, pull reset in the middle of the run, then run it for real
+            await configure_and_start(bus, m, k, n, flags, p)
+            await ClockCycles(dut.aclk, interrupt)
+            await reset(dut)
+            await load_streams(dut, a, w, bias, mult, shift, p)
+        await configure_and_start(bus, m, k, n, flags, p)
+        budget = 40 * model + 2000
+        await with_timeout(RisingEdge(dut.irq), budget * 10, "ns")
+        status = await bus.read(regmap.STATUS)
+        assert status & regmap.STATUS_DONE and not status & regmap.STATUS_ERROR, hex(status)
+        cycles.append(await bus.read(regmap.CYCLES))
+        stalls.append(await bus.read(regmap.STALLS))
+        outs[f"out{i}"] = read_outputs(m, n, p)
+    np.savez("results.npz", cycles=np.array(cycles, dtype=np.int64),
+             stalls=np.array(stalls, dtype=np.int64), **outs)
