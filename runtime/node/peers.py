@@ -5,6 +5,11 @@ session listens and where its small HTTP endpoint is in a *peer book*: a directo
 file per node address (written atomically). Nodes of one demo, or of one devnet on one machine,
 share the directory; on the public swarm the DHT replaces it.
 
+Wrapped keys that are not for the chain (the test-set key for the drawn validators, the trained
+model's key for the requester and the validators) sit in the sender's *mailbox*, served at
+``GET /mailbox/<job_id>/<address>``. Each blob is ECIES-encrypted to the recipient's registered
+public key, so serving it to anyone is safe; a swapped blob fails authenticated decryption.
+
 Live progress is peer to peer: while training, a worker appends loss events to its own store and
 serves them from its HTTP endpoint (``GET /progress/<job_id>?after=<step>``); the requester polls
 the winner's endpoint. Nothing is pushed through the chain, and the final curve also travels in
@@ -97,6 +102,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"job_id": int(parts[1]),
                              "events": self.store.progress(int(parts[1]), after)})
             return
+        if len(parts) == 3 and parts[0] == "mailbox" and parts[1].isdigit():
+            mail = self.store.mail(int(parts[1]), parts[2])
+            self._json(200, {k: v.hex() for k, v in mail.items()})
+            return
         self._json(404, {"error": f"no route {url.path}"})
 
     def _json(self, code: int, body: dict[str, Any]) -> None:
@@ -141,3 +150,13 @@ def fetch_progress(url: str, job_id: int, after: int = -1,
             return list(json.loads(r.read())["events"])
     except (urllib.error.URLError, OSError, ValueError, KeyError):
         return []
+
+
+def fetch_mail(url: str, job_id: int, address: str, timeout: float = 2.0) -> dict[str, bytes]:
+    """The wrapped keys a peer holds for ``address`` on a job; {} when unreachable or none."""
+    try:
+        with urllib.request.urlopen(f"{url}/mailbox/{job_id}/{address.lower()}",
+                                    timeout=timeout) as r:
+            return {k: bytes.fromhex(v) for k, v in json.loads(r.read()).items()}
+    except (urllib.error.URLError, OSError, ValueError, AttributeError):
+        return {}

@@ -63,6 +63,21 @@ CREATE TABLE IF NOT EXISTS artifacts (
     path         TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (job_id, name)
 );
+CREATE TABLE IF NOT EXISTS submissions (
+    local_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    spec_path  TEXT NOT NULL,
+    state      TEXT NOT NULL DEFAULT 'queued',
+    job_id     INTEGER,
+    facts      TEXT NOT NULL DEFAULT '{}',
+    created    REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mailbox (
+    job_id    INTEGER NOT NULL,
+    recipient TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    blob      TEXT NOT NULL,
+    PRIMARY KEY (job_id, recipient, name)
+);
 CREATE TABLE IF NOT EXISTS progress (
     job_id  INTEGER NOT NULL,
     step    INTEGER NOT NULL,
@@ -283,6 +298,57 @@ class Store:
                            "WHERE job_id = ? ORDER BY name", (job_id,))
         return [Artifact(*r) for r in rows]
 
+    # -- submissions (requester): queued by `morphware submit`, posted by the daemon ----------
+
+    def add_submission(self, spec_path: str | Path, state: str = "queued") -> int:
+        with self._tx() as c:
+            cur = c.execute("INSERT INTO submissions(spec_path, state, created) "
+                            "VALUES (?, ?, ?)", (str(spec_path), state, time.time()))
+            return int(cur.lastrowid or 0)
+
+    def update_submission(self, local_id: int, *, state: str | None = None,
+                          job_id: int | None = None, **facts: Any) -> Submission:
+        with self._tx() as c:
+            row = c.execute("SELECT facts FROM submissions WHERE local_id = ?",
+                            (local_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no submission {local_id}")
+            merged = {**json.loads(row[0]), **facts}
+            c.execute("UPDATE submissions SET facts = ? WHERE local_id = ?",
+                      (json.dumps(merged), local_id))
+            if state is not None:
+                c.execute("UPDATE submissions SET state = ? WHERE local_id = ?",
+                          (state, local_id))
+            if job_id is not None:
+                c.execute("UPDATE submissions SET job_id = ? WHERE local_id = ?",
+                          (job_id, local_id))
+        sub = self.submission(local_id)
+        assert sub is not None
+        return sub
+
+    def submission(self, local_id: int) -> Submission | None:
+        rows = self._query("SELECT local_id, spec_path, state, job_id, facts, created "
+                           "FROM submissions WHERE local_id = ?", (local_id,))
+        return _submission(rows[0]) if rows else None
+
+    def submissions(self, pending_only: bool = False) -> list[Submission]:
+        sql = ("SELECT local_id, spec_path, state, job_id, facts, created FROM submissions")
+        if pending_only:
+            sql += " WHERE job_id IS NULL AND state != 'failed'"
+        return [_submission(r) for r in self._query(sql + " ORDER BY local_id")]
+
+    # -- mailbox: wrapped keys this node serves to named recipients ---------------------------
+
+    def put_mail(self, job_id: int, recipient: str, name: str, blob: bytes) -> None:
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO mailbox(job_id, recipient, name, blob) "
+                      "VALUES (?, ?, ?, ?)", (job_id, recipient.lower(), name, blob.hex()))
+
+    def mail(self, job_id: int, recipient: str) -> dict[str, bytes]:
+        rows = self._query("SELECT name, blob FROM mailbox WHERE job_id = ? AND recipient = ?",
+                           (job_id, recipient.lower()))
+        return {n: bytes.fromhex(b) for n, b in rows}
+
     # -- training progress (loss curve) -------------------------------------------------------
 
     def add_progress(self, job_id: int, step: int, payload: dict[str, Any]) -> None:
@@ -294,6 +360,24 @@ class Store:
         rows = self._query("SELECT payload FROM progress WHERE job_id = ? AND step > ? "
                            "ORDER BY step", (job_id, after))
         return [json.loads(r[0]) for r in rows]
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A job queued on this node by `morphware submit`, before and after it is on chain."""
+
+    local_id: int
+    spec_path: str
+    state: str
+    job_id: int | None
+    facts: dict[str, Any]
+    created: float
+
+
+def _submission(r: tuple[Any, ...]) -> Submission:
+    return Submission(local_id=int(r[0]), spec_path=r[1], state=r[2],
+                      job_id=None if r[3] is None else int(r[3]), facts=json.loads(r[4]),
+                      created=float(r[5]))
 
 
 def _job_row(r: tuple[Any, ...]) -> JobRow:

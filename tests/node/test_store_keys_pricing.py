@@ -7,7 +7,6 @@ import os
 import stat
 
 import pytest
-
 from morphware.runtime.node.keystore import (
     KeystoreError,
     create_keystore,

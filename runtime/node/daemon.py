@@ -1,0 +1,264 @@
+"""The node daemon: one loop over chain events driving the roles this node plays.
+
+Every ``poll_interval`` the loop
+
+1. reads the market's events from the block after the last one it processed up to the head and
+   hands each to every role (``on_event``: record facts such as magnets or wrapped keys; never
+   act), then records the head as processed;
+2. lets every role ``tick``: for each of its active jobs, compare what the chain says (status,
+   deadlines, winner, validators) with what the store says we have done, and take the next step.
+
+Steps are level-triggered and idempotent: each checks the chain and the store before acting, so
+running one twice (after a crash between a transaction and its record, or because an event was
+seen again) does nothing the second time. That is why a restarted daemon simply resumes: it
+re-reads events after its last processed block and ticks every job from where chain and store
+say it is. A step the chain refuses (``MarketError``: a window not yet open, a race with another
+node) is logged and retried on a later tick.
+
+Long work (downloads, training, evaluation) runs in a ``TaskRunner`` so the loop keeps ticking.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from morphware.runtime.node.chain import ChainEvent, ChainJob, Market, MarketError
+from morphware.runtime.node.keystore import NodeKey
+from morphware.runtime.node.peers import NodeHttp, PeerBook, PeerInfo
+from morphware.runtime.node.pricing import WorkerProfile
+from morphware.runtime.node.store import JobRow, Store
+from morphware.runtime.node.tasks import TaskRunner
+
+log = logging.getLogger("morphware.node")
+
+ROLES = ("requester", "worker", "validator")
+
+
+class Stopped(RuntimeError):
+    """Raised inside background work when the node is shutting down."""
+
+
+@dataclass
+class NodeConfig:
+    """How a node runs. Stakes are in base units; windows in seconds."""
+
+    roles: tuple[str, ...]
+    data_dir: Path
+    peers_dir: Path
+    profile: WorkerProfile | None = None
+    train_backend: str = "auto"
+    eval_backend: str = "auto"
+    worker_stake: int = 0
+    validator_stake: int = 0
+    poll_interval: float = 0.2
+    fetch_timeout: float = 120.0
+    stall_timeout: float = 20.0
+    name: str = ""
+    max_events_per_poll: int = 5000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        bad = [r for r in self.roles if r not in ROLES]
+        if bad or not self.roles:
+            raise ValueError(f"roles must be a non-empty subset of {', '.join(ROLES)}; "
+                             f"got {', '.join(self.roles) or 'none'}")
+        if "worker" in self.roles and self.profile is None:
+            raise ValueError("a worker needs a pricing profile (WorkerProfile)")
+
+
+EventSink = Callable[[str, dict[str, Any]], None]
+
+
+class Node:
+    """One account's daemon: store, delivery session, HTTP endpoint, roles, chain loop."""
+
+    def __init__(self, key: NodeKey, market: Market, config: NodeConfig,
+                 delivery: Any = None, on_event: EventSink | None = None) -> None:
+        from morphware.runtime.delivery.api import Delivery
+
+        self.key = key
+        self.market = market
+        self.config = config
+        self.data_dir = Path(config.data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.name = config.name or key.address[:10]
+        self.store = Store(self.data_dir / "node.db")
+        self.delivery = delivery or Delivery(self.data_dir, private_key=key.private_key)
+        self.http = NodeHttp(self.store, key.address)
+        self.peers = PeerBook(config.peers_dir)
+        host, port = self.delivery.address
+        self.peers.announce(PeerInfo(address=key.address, torrent_host=host, torrent_port=port,
+                                     http_url=self.http.url))
+        self.tasks = TaskRunner(workers=2, name=self.name)
+        self.stop_event = threading.Event()
+        self._sink = on_event
+        self._thread: threading.Thread | None = None
+        self._job_cache: dict[int, tuple[int, ChainJob]] = {}
+        self.roles: dict[str, Role] = {}
+        from morphware.runtime.node.requester import Requester
+        from morphware.runtime.node.validator import Validator
+        from morphware.runtime.node.worker import Worker
+
+        classes: dict[str, type[Role]] = {"requester": Requester, "worker": Worker,
+                                          "validator": Validator}
+        for r in config.roles:
+            self.roles[r] = classes[r](self)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> Node:
+        """Register where needed, then run the loop in a thread."""
+        for role in self.roles.values():
+            role.setup()
+        self._thread = threading.Thread(target=self.run, name=f"node-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def run(self) -> None:
+        """The loop; returns when ``stop()`` is called."""
+        while not self.stop_event.is_set():
+            try:
+                self.poll_once()
+            except Exception:  # the loop must survive any one bad step
+                log.exception("[%s] poll failed", self.name)
+            self.stop_event.wait(self.config.poll_interval)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the loop and background work, close the store and delivery (a clean 'kill')."""
+        self.stop_event.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self.tasks.shutdown(wait=False)
+        self.http.close()
+        try:
+            self.delivery.close()
+        finally:
+            self.store.close()
+
+    # -- one iteration ------------------------------------------------------------------------
+
+    def poll_once(self) -> None:
+        self._job_cache.clear()
+        head = self.market.head()
+        start = self.store.last_block() + 1
+        if start == 0:
+            start = int(self.store.get_meta("start_block", "0") or 0)
+        while start <= head:
+            end = min(head, start + self.config.max_events_per_poll - 1)
+            for ev in self.market.events(start, end):
+                for role in self.roles.values():
+                    role.on_event(ev)
+            self.store.set_last_block(end)
+            start = end + 1
+        for role in self.roles.values():
+            role.tick()
+
+    # -- helpers for roles --------------------------------------------------------------------
+
+    def chain_job(self, job_id: int) -> ChainJob:
+        """The job as the chain has it, cached for the current poll."""
+        if job_id not in self._job_cache:
+            self._job_cache[job_id] = (0, self.market.job(job_id))
+        return self._job_cache[job_id][1]
+
+    def forget_job(self, job_id: int) -> None:
+        self._job_cache.pop(job_id, None)
+
+    def emit(self, kind: str, **data: Any) -> None:
+        """A human-readable milestone: logged, and passed to the demo's sink."""
+        log.info("[%s] %.2f %s %s", self.name, time.time(), kind, data)
+        if self._sink is not None:
+            self._sink(kind, {"node": self.name, "address": self.key.address, **data})
+
+    def act(self, what: str, job_id: int, fn: Callable[[], Any]) -> bool:
+        """Send one transaction; a refusal is logged and reported as False (retry later)."""
+        try:
+            fn()
+        except MarketError as e:
+            log.debug("[%s] %s on job %d refused: %s", self.name, what, job_id, e)
+            return False
+        finally:
+            self.forget_job(job_id)
+        return True
+
+    def check_stopped(self) -> None:
+        if self.stop_event.is_set():
+            raise Stopped(f"node {self.name} is stopping")
+
+    def peer_info(self, address: str) -> PeerInfo | None:
+        return self.peers.get(address)
+
+    def torrent_peers(self) -> list[tuple[str, int]]:
+        return self.peers.torrent_peers(exclude=self.key.address)
+
+
+class Role(ABC):
+    """A role's handlers. ``on_event`` records facts; ``tick`` acts on every active job."""
+
+    name: str = ""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.store = node.store
+        self.market = node.market
+
+    def setup(self) -> None:
+        """Once at start (e.g. register on chain); nothing by default."""
+        return None
+
+    @abstractmethod
+    def on_event(self, ev: ChainEvent) -> None: ...
+
+    def tick(self) -> None:
+        for job in self.store.jobs(self.name, active_only=True):
+            if self.node.stop_event.is_set():
+                return
+            try:
+                self.step(job)
+            except MarketError as e:
+                log.debug("[%s] %s job %d: %s", self.node.name, self.name, job.job_id, e)
+
+    @abstractmethod
+    def step(self, job: JobRow) -> None:
+        """Advance one job by at most a few idempotent actions."""
+
+    def set_phase(self, job_id: int, phase: str, **facts: Any) -> JobRow:
+        before = self.store.job(job_id, self.name)
+        row = self.store.upsert_job(job_id, self.name, phase, **facts)
+        if before is None or before.phase != phase:
+            self.node.emit(f"{self.name}.{phase}", job=job_id, **_public(facts))
+        return row
+
+    def task_result(self, job_id: int, name: str) -> tuple[bool, Any, BaseException | None]:
+        """(done, result, error) of a background task (not started: (False, None, None))."""
+        fut = self.node.tasks.get(job_id, name)
+        if fut is None or not fut.done():
+            return False, None, None
+        err = fut.exception()
+        return True, (None if err else fut.result()), err
+
+
+def _public(facts: dict[str, Any]) -> dict[str, Any]:
+    """Facts worth printing: never keys or salts, nor long blobs (metadata, magnets)."""
+    return {k: v for k, v in facts.items() if "key" not in k and "salt" not in k
+            and not (isinstance(v, str) and len(v) > 96)}
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, interval: float = 0.1,
+               stop: threading.Event | None = None) -> bool:
+    """Poll ``pred`` until true or ``timeout``; every wait in the node is bounded."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        if stop is not None and stop.is_set():
+            return False
+        time.sleep(interval)
+    return pred()

@@ -1,0 +1,245 @@
+"""``Market`` (the node's port) implemented with the contracts' typed ``MarketClient``.
+
+It normalises what the roles read: the contract's phase plus the block clock become one
+``Status`` (bidding / revealing / finalizable are one contract phase split by deadlines), the
+closing outcome and median come from the ``JobClosed`` event, the drawn validators from
+``ValidatorsDrawn``, and every contract refusal becomes a ``MarketError`` with the contract's own
+reason.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from morphware.runtime.node.chain import OUTCOMES, ChainEvent, ChainJob, Market, MarketError, Status
+
+T = TypeVar("T")
+
+REVEALED = (2).to_bytes(32, "big")
+SLASHED = (3).to_bytes(32, "big")
+
+
+def _refusals(fn: Callable[..., T]) -> Callable[..., T]:
+    """Turn the contract's ContractError (and lookups that fail) into MarketError."""
+
+    @functools.wraps(fn)
+    def wrapper(*a: Any, **kw: Any) -> T:
+        from morphware.contracts import ContractError
+
+        try:
+            return fn(*a, **kw)
+        except ContractError as e:
+            raise MarketError(str(e)) from e
+        except LookupError as e:
+            raise MarketError(str(e)) from e
+
+    return wrapper
+
+
+class ContractsMarket(Market):
+    """One account's market over a ``morphware.contracts.MarketClient``."""
+
+    def __init__(self, client: Any) -> None:
+        from morphware.contracts import METRIC_SCALE
+
+        self.client = client
+        self.w3 = client.w3
+        self.address = client.address
+        self.metric_scale = METRIC_SCALE
+        self._pubkeys: dict[str, bytes] = {}
+        self._closed: dict[int, tuple[str, int]] = {}
+        self._drawn: dict[int, tuple[str, ...]] = {}
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def head(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def now(self) -> int:
+        """The timestamp the next block will roughly carry: the chain's clock moves with the
+        wall clock, and jumps ahead of it after time travel."""
+        latest = int(self.w3.eth.get_block("latest")["timestamp"])
+        return max(latest, int(time.time()))
+
+    def events(self, from_block: int, to_block: int) -> list[ChainEvent]:
+        out = []
+        for e in self.client.events(from_block, to_block):
+            args = dict(e.args)
+            if e.name == "JobPosted":
+                args["artifacts"] = "\n".join(args.get("artifacts", []))
+            out.append(ChainEvent(name=e.name, block=e.block_number, job_id=int(e.job or 0),
+                                  args=args))
+        return out
+
+    @_refusals
+    def job(self, job_id: int) -> ChainJob:
+        from morphware.contracts import Phase
+
+        s = self.client.job(job_id)
+        if s.requester == "0x0000000000000000000000000000000000000000":
+            raise MarketError(f"no job {job_id} on chain")
+        now = self.now()
+        reveal_end = s.deadline + s.reveal_window if s.phase == Phase.BIDDING else 0
+        status = self._status(s, now, reveal_end)
+        validators: tuple[str, ...] = ()
+        outcome, median, metrics = "", 0, ()
+        extra: dict[str, Any] = {"work_window": s.work_window, "key_window": s.key_window}
+        if s.phase in (Phase.COMMIT, Phase.REVEAL, Phase.CLOSED):
+            validators = self._validators(job_id)
+        if s.phase == Phase.CLOSED:
+            outcome, median = self._outcome(job_id)
+            metrics = tuple(self.client.metrics(job_id))
+            extra["unrevealed"] = [v for v in validators
+                                   if self.client.validator_slot(job_id, v)
+                                   not in (REVEALED, SLASHED)]
+        return ChainJob(
+            job_id=job_id, requester=s.requester, status=status, deadline=s.deadline,
+            reveal_end=reveal_end, max_price=s.max_price, validator_fee=s.validator_fee,
+            bid_stake=s.bid_stake, n_validators=s.n_validators, threshold=s.threshold,
+            n_bids=s.n_bids, n_bid_reveals=s.n_bid_reveals,
+            winner=s.winner if s.phase != Phase.BIDDING else None, price=s.price,
+            validators=validators, n_metric_commits=s.n_metric_commits,
+            n_metric_reveals=s.n_metric_reveals, outcome=outcome, median=median,
+            metrics=metrics, extra=extra)
+
+    @staticmethod
+    def _status(s: Any, now: int, reveal_end: int) -> Status:
+        from morphware.contracts import Phase
+
+        if s.phase == Phase.BIDDING:
+            if now <= s.deadline:
+                return Status.BIDDING
+            if now > reveal_end or s.n_bids == s.n_bid_reveals:
+                return Status.FINALIZABLE
+            return Status.REVEALING
+        if s.phase == Phase.COMMIT and now > s.deadline:
+            return Status.REVEAL  # the next call syncs the contract into its reveal phase
+        return {Phase.AWAITING_KEY: Status.AWAITING_KEY, Phase.WORKING: Status.WORKING,
+                Phase.COMMIT: Status.COMMIT, Phase.REVEAL: Status.REVEAL,
+                Phase.CLOSED: Status.CLOSED}[s.phase]
+
+    def _validators(self, job_id: int) -> tuple[str, ...]:
+        if job_id not in self._drawn:
+            found = self.client.events(name="ValidatorsDrawn", job=job_id)
+            if not found:
+                return ()
+            self._drawn[job_id] = tuple(found[0].args["validators"])
+        return self._drawn[job_id]
+
+    def _outcome(self, job_id: int) -> tuple[str, int]:
+        if job_id not in self._closed:
+            found = self.client.events(name="JobClosed", job=job_id)
+            if not found:
+                return "", 0
+            o = int(found[0].args["outcome"])
+            self._closed[job_id] = (OUTCOMES[o] if 0 <= o < len(OUTCOMES) else str(o),
+                                    int(found[0].args["median"]))
+        return self._closed[job_id]
+
+    @_refusals
+    def pubkey_of(self, address: str) -> bytes:
+        key = address.lower()
+        if key not in self._pubkeys:
+            self._pubkeys[key] = bytes(self.client.pubkey_of(address))
+        return self._pubkeys[key]
+
+    def is_registered(self, address: str, role: str) -> bool:
+        from morphware.contracts import Role
+
+        flag = {"worker": Role.WORKER, "validator": Role.VALIDATOR}[role]
+        return bool(self.client.account_info(address).roles & flag)
+
+    def balance(self, address: str | None = None) -> int:
+        return int(self.client.token_balance(address))
+
+    def owed(self, address: str | None = None) -> int:
+        return int(self.client.balance(address))
+
+    # -- acting -------------------------------------------------------------------------------
+
+    @_refusals
+    def fund(self, amount: int) -> None:
+        """Dev chains: mint ``amount`` (in faucet-sized steps) and approve the market."""
+        step = 10_000 * 10**self.decimals
+        left = amount
+        while left > 0:
+            self.client.faucet(min(step, left))
+            left -= step
+        self.client.approve()
+
+    @_refusals
+    def register(self, role: str, stake: int, pubkey: bytes) -> None:
+        from morphware.contracts import Role
+
+        flag = {"worker": Role.WORKER, "validator": Role.VALIDATOR}[role]
+        self.client.register(flag, stake, pubkey)
+
+    @_refusals
+    def post_job(self, *, manifest_hash: bytes, metric: str, threshold: int,
+                 lower_is_better: bool, n_validators: int, max_price: int, validator_fee: int,
+                 bid_stake: int, windows: tuple[int, int, int, int, int, int],
+                 artifacts: str) -> int:
+        from morphware.contracts import JobTerms
+
+        terms = JobTerms(
+            manifest_hash=manifest_hash, metric=metric, threshold=threshold,
+            max_price=max_price, validator_fee=validator_fee, bid_stake=bid_stake,
+            n_validators=n_validators, lower_is_better=lower_is_better,
+            bid_window=windows[0], reveal_window=windows[1], key_window=windows[2],
+            work_window=windows[3], commit_window=windows[4], metric_reveal_window=windows[5],
+            artifacts=(artifacts,))
+        return int(self.client.post_job(terms))
+
+    @_refusals
+    def commit_bid(self, job_id: int, price: int, salt: bytes) -> None:
+        self.client.commit_bid(job_id, price, salt)
+
+    @_refusals
+    def reveal_bid(self, job_id: int, price: int, salt: bytes) -> None:
+        self.client.reveal_bid(job_id, price, salt)
+
+    @_refusals
+    def finalize(self, job_id: int) -> None:
+        self.client.finalize(job_id)
+
+    @_refusals
+    def release_key(self, job_id: int, wrapped: bytes) -> None:
+        self.client.release_key(job_id, wrapped)
+
+    @_refusals
+    def release_test_key(self, job_id: int, validator: str, wrapped: bytes) -> None:
+        self.client.release_test_key(job_id, validator, wrapped)
+
+    @_refusals
+    def submit_result(self, job_id: int, magnet: str, content_hash: bytes) -> None:
+        self.client.submit_result(job_id, content_hash, magnet)
+
+    @_refusals
+    def commit_metric(self, job_id: int, metric: int, salt: bytes) -> None:
+        self.client.commit_metric(job_id, metric, salt)
+
+    @_refusals
+    def reveal_metric(self, job_id: int, metric: int, salt: bytes) -> None:
+        self.client.reveal_metric(job_id, metric, salt)
+
+    @_refusals
+    def advance(self, job_id: int) -> None:
+        self.client.advance(job_id)
+
+    @_refusals
+    def settle(self, job_id: int) -> None:
+        self.client.settle(job_id)
+
+    @_refusals
+    def slash_validator(self, job_id: int, validator: str) -> None:
+        self.client.slash_validator(job_id, validator)
+
+    @_refusals
+    def withdraw(self) -> int:
+        amount = self.owed()
+        if amount > 0:
+            self.client.withdraw(amount)
+        return amount
