@@ -76,7 +76,7 @@ def cache_root() -> Path:
     return (Path(base) if base else Path.home() / ".cache" / "morphware") / "sim"
 
 
-def _source_hash(files: list[Path]) -> str:
+def source_hash(files: list[Path]) -> str:
     h = hashlib.sha256(BUILD_RECIPE.encode())
     for f in files:
         h.update(f.name.encode())
@@ -124,7 +124,7 @@ def build(p: ArrayParams, sim: str = "verilator", circuit: Circuit | None = None
     """Build (or reuse) the simulator for this configuration; returns the build directory."""
     circ = circuit or get_circuit()
     sources = circ.sim_sources()
-    build_dir = cache_root() / f"{circ.name}-{p.tag}-{sim}-{_source_hash(sources)}"
+    build_dir = cache_root() / f"{circ.name}-{p.tag}-{sim}-{source_hash(sources)}"
     stamp = build_dir / ".built"
     with _locked(build_dir.with_suffix(".lock")):
         if not stamp.exists():
