@@ -16,6 +16,7 @@ from morphware.compiler import (
     run,
     zoo,
 )
+from morphware.compiler.cost import report as cost_report
 from morphware.compiler.program import FORMAT_VERSION
 
 MODELS = list(zoo.ZOO)
@@ -133,3 +134,26 @@ def test_average_pool_is_refused_by_name() -> None:
     module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AvgPool2d(2)).eval()
     with pytest.raises(CompileError, match="op AveragePool is not supported"):
         compile_model(module, SMALL, sample_inputs((3, 8, 8), 4, seed=0))
+
+
+def test_any_object_with_gemm_is_a_backend(compiled) -> None:
+    """The runtime's FPGA driver plugs in like this: an object with gemm(calls) -> results."""
+    from morphware.compiler import GoldenBackend
+
+    _, program, _ = compiled["cnn_bn"]
+
+    class Counting:
+        def __init__(self) -> None:
+            self.inner = GoldenBackend(program.params)
+            self.commands = 0
+
+        def gemm(self, calls):
+            self.commands += len(calls)
+            return self.inner.gemm(calls)
+
+    be = Counting()
+    x = sample_inputs(program.input_shape, 2, seed=10)
+    assert np.array_equal(execute(program, x, be), execute(program, x))
+    assert be.commands == sum(r["commands"] for r in cost_report(program, 2)["layers"])
+    with pytest.raises(TypeError, match="gemm"):
+        execute(program, x, backend=object())
