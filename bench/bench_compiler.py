@@ -51,8 +51,7 @@ def run(quick: bool = False) -> Report:
                                 "host_ops": tot["host_layers"], "MACs": tot["MACs"],
                                 "weight_bytes": tot["weight_bytes"], "cycles_8x8": tot["cycles"],
                                 "util_8x8": tot["utilization"]})
-            layer_tables.append(Table(f"layers: {name} on 8x8 int8, batch 1 "
-                                      f"(cycle model: {rep['cycle_model']})", rep["layers"]))
+            layer_tables.append(Table(f"layers: {name} on 8x8 int8, batch 1", rep["layers"]))
             for r, c in ARRAYS:
                 prog, _ = compile_model(str(path), ArrayParams(r, c), calib[name], name=name)
                 for batch in (1, 16):

@@ -1,37 +1,18 @@
 """Cost model: cycles of every GEMM command of a Program, and the per-layer compile report.
 
-Cycles come from ``morphware.systolic.cycle_model.gemm_cycles`` (the circuit's exact cycle model,
-equal to the RTL counters). Until that module exists in a checkout, an interim analytic estimate is
-used and the report says so (``cycle_model: "interim"``).
+Cycles come from ``morphware.systolic.cycle_model.gemm_cycles``, the circuit's exact cycle model
+(equal to the RTL's CYCLES register), applied to every array command a GEMM instruction issues.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from morphware.compiler.lower import m_chunks
 from morphware.compiler.program import Program
+from morphware.systolic.cycle_model import gemm_cycles
 from morphware.systolic.params import ArrayParams
-
-CycleFn = Callable[[int, int, int, ArrayParams], int]
-
-
-def _interim_cycles(m: int, k: int, n: int, p: ArrayParams) -> int:
-    """Weight-stationary estimate: per (K, N) tile, M rows stream through plus fill/drain."""
-    tiles = math.ceil(k / p.rows) * math.ceil(n / p.cols)
-    return tiles * m + p.rows + p.cols + p.rows  # first weight load, skew fill, drain
-
-
-def cycle_fn() -> tuple[CycleFn, str]:
-    """The circuit's exact cycle model when available, else the interim estimate."""
-    try:
-        from morphware.systolic.cycle_model import gemm_cycles
-    except ImportError:
-        return _interim_cycles, "interim"
-    return gemm_cycles, "rtl"
 
 
 def gemm_commands(ins: dict[str, Any], batch: int, p: ArrayParams) -> list[tuple[int, int, int]]:
@@ -41,8 +22,7 @@ def gemm_commands(ins: dict[str, Any], batch: int, p: ArrayParams) -> list[tuple
 
 
 def instruction_cycles(ins: dict[str, Any], batch: int, p: ArrayParams) -> int:
-    fn, _ = cycle_fn()
-    return sum(int(fn(m, k, n, p)) for m, k, n in gemm_commands(ins, batch, p))
+    return sum(int(gemm_cycles(m, k, n, p)) for m, k, n in gemm_commands(ins, batch, p))
 
 
 def program_cycles(program: Program, batch: int = 1) -> int:
@@ -95,7 +75,6 @@ def report(program: Program, batch: int = 1) -> dict[str, Any]:
     p = program.params
     return {
         "array": f"{p.rows}x{p.cols}", "bits": p.data_bits, "batch": batch,
-        "cycle_model": cycle_fn()[1],
         "layers": [r.as_dict() for r in table],
         "total": {"MACs": macs, "cycles": cyc,
                   "weight_bytes": sum(r.weight_bytes for r in table),
@@ -115,7 +94,6 @@ def format_table(rep: dict[str, Any]) -> str:
                  str(t["weight_bytes"]), "", "", str(t["cycles"]), str(t["utilization"])])
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
     line = "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))
-    out = [f"array {rep['array']} int{rep['bits']} batch {rep['batch']} "
-           f"(cycle model: {rep['cycle_model']})", line, "-" * len(line)]
+    out = [f"array {rep['array']} int{rep['bits']} batch {rep['batch']}", line, "-" * len(line)]
     out += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(out)

@@ -11,10 +11,10 @@ from typing import Any, Protocol
 
 import numpy as np
 from morphware.compiler import hostops
-from morphware.compiler.cost import cycle_fn
 from morphware.compiler.lower import m_chunks
 from morphware.compiler.program import Program
 from morphware.systolic import golden
+from morphware.systolic.cycle_model import gemm_cycles
 from morphware.systolic.params import ArrayParams
 
 
@@ -47,14 +47,13 @@ class GoldenBackend:
 
     def __init__(self, p: ArrayParams) -> None:
         self.p = p
-        self.cycles, _ = cycle_fn()
 
     def gemm(self, calls: list[GemmCall]) -> list[GemmResult]:
         out = []
         for c in calls:
             y = golden.gemm(c.a, c.w, c.bias, c.mult, c.shift, self.p, relu=c.relu, raw=c.raw)
             m, k = c.a.shape
-            out.append(GemmResult(y, int(self.cycles(m, k, c.w.shape[1], self.p))))
+            out.append(GemmResult(y, int(gemm_cycles(m, k, c.w.shape[1], self.p))))
         return out
 
 

@@ -10,15 +10,8 @@ from morphware.compiler import cost, run, zoo
 pytestmark = pytest.mark.rtl
 
 
-@pytest.fixture(scope="module")
-def sim_available() -> None:
-    pytest.importorskip("morphware.systolic.sim", reason="systolic simulator runner not present")
-    if cost.cycle_fn()[1] != "rtl":
-        pytest.skip("systolic cycle model not present")
-
-
 @pytest.mark.parametrize("name", list(zoo.ZOO))
-def test_rtl_matches_golden_and_cost_model(compiled, sim_available, name: str) -> None:
+def test_rtl_matches_golden_and_cost_model(compiled, name: str) -> None:
     _, program, _ = compiled[name]
     x = sample_inputs(program.input_shape, 2, seed=11)
     gold = run(program, x, "golden")
