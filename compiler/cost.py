@@ -1,7 +1,8 @@
 """Cost model: cycles of every GEMM command of a Program, and the per-layer compile report.
 
-Cycles come from ``morphware.systolic.cycle_model.gemm_cycles``, the circuit's exact cycle model
-(equal to the RTL's CYCLES register), applied to every array command a GEMM instruction issues.
+Cycles come from the target circuit's exact cycle model (``Circuit.cycles``; for the reference
+``ws`` array ``morphware.systolic.cycle_model.gemm_cycles``, equal to the RTL's CYCLES register),
+applied to every array command a GEMM instruction issues.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from morphware.compiler.lower import m_chunks
 from morphware.compiler.program import Program
-from morphware.systolic.cycle_model import gemm_cycles
+from morphware.systolic.circuit import get_circuit
 from morphware.systolic.params import ArrayParams
 
 
@@ -21,13 +22,16 @@ def gemm_commands(ins: dict[str, Any], batch: int, p: ArrayParams) -> list[tuple
     return [(rows, ins["k"], ins["n"]) for _, rows in m_chunks(m, p.acc_depth)]
 
 
-def instruction_cycles(ins: dict[str, Any], batch: int, p: ArrayParams) -> int:
-    return sum(int(gemm_cycles(m, k, n, p)) for m, k, n in gemm_commands(ins, batch, p))
+def instruction_cycles(ins: dict[str, Any], batch: int, p: ArrayParams,
+                       circuit: str = "ws") -> int:
+    cycles = get_circuit(circuit).cycles
+    return sum(int(cycles(m, k, n, p)) for m, k, n in gemm_commands(ins, batch, p))
 
 
 def program_cycles(program: Program, batch: int = 1) -> int:
     """Predicted array cycles of one run of ``program`` on ``batch`` samples (host ops excluded)."""
-    return sum(instruction_cycles(i, batch, program.params) for i in program.gemms)
+    return sum(instruction_cycles(i, batch, program.params, program.circuit)
+               for i in program.gemms)
 
 
 @dataclass
@@ -55,7 +59,7 @@ def layer_table(program: Program, batch: int = 1) -> list[LayerRow]:
     for ins in program.instructions:
         if ins["op"] == "gemm":
             macs = ins["m_per_sample"] * ins["k"] * ins["n"]
-            cyc = instruction_cycles(ins, batch, p)
+            cyc = instruction_cycles(ins, batch, p, program.circuit)
             wbytes = ins["k"] * ins["n"] * p.data_bits // 8 + ins["n"] * (4 + 2 + 1)
             op = ins["kind"] + ("+relu" if ins["relu"] else "") + ("(raw)" if ins["raw"] else "")
             rows.append(LayerRow(ins["layer"], op, "array", macs, wbytes,
@@ -74,7 +78,7 @@ def report(program: Program, batch: int = 1) -> dict[str, Any]:
     macs = sum(r.macs for r in table)
     p = program.params
     return {
-        "array": f"{p.rows}x{p.cols}", "bits": p.data_bits, "batch": batch,
+        "circuit": program.circuit, "array": f"{p.rows}x{p.cols}", "bits": p.data_bits, "batch": batch,
         "layers": [r.as_dict() for r in table],
         "total": {"MACs": macs, "cycles": cyc,
                   "weight_bytes": sum(r.weight_bytes for r in table),
@@ -94,6 +98,7 @@ def format_table(rep: dict[str, Any]) -> str:
                  str(t["weight_bytes"]), "", "", str(t["cycles"]), str(t["utilization"])])
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
     line = "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))
-    out = [f"array {rep['array']} int{rep['bits']} batch {rep['batch']}", line, "-" * len(line)]
+    out = [f"circuit {rep['circuit']} array {rep['array']} int{rep['bits']} batch {rep['batch']}",
+           line, "-" * len(line)]
     out += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(out)

@@ -13,8 +13,7 @@ import numpy as np
 from morphware.compiler import hostops
 from morphware.compiler.lower import m_chunks
 from morphware.compiler.program import Program
-from morphware.systolic import golden
-from morphware.systolic.cycle_model import gemm_cycles
+from morphware.systolic.circuit import get_circuit
 from morphware.systolic.params import ArrayParams
 
 
@@ -43,26 +42,29 @@ class GemmBackend(Protocol):
 
 
 class GoldenBackend:
-    """The bit-exact specification; cycles come from the cost model."""
+    """The bit-exact specification (the circuit's golden model); cycles from its cycle model."""
 
-    def __init__(self, p: ArrayParams) -> None:
+    def __init__(self, p: ArrayParams, circuit: str = "ws") -> None:
         self.p = p
+        self.circuit = get_circuit(circuit)
 
     def gemm(self, calls: list[GemmCall]) -> list[GemmResult]:
         out = []
         for c in calls:
-            y = golden.gemm(c.a, c.w, c.bias, c.mult, c.shift, self.p, relu=c.relu, raw=c.raw)
+            y = self.circuit.golden_gemm(c.a, c.w, c.bias, c.mult, c.shift, self.p,
+                                         relu=c.relu, raw=c.raw)
             m, k = c.a.shape
-            out.append(GemmResult(y, int(gemm_cycles(m, k, c.w.shape[1], self.p))))
+            out.append(GemmResult(y, int(self.circuit.cycles(m, k, c.w.shape[1], self.p))))
         return out
 
 
 class RtlBackend:
     """The array's RTL in simulation: one simulator invocation per batch of commands."""
 
-    def __init__(self, p: ArrayParams, sim: str = "verilator") -> None:
+    def __init__(self, p: ArrayParams, sim: str = "verilator", circuit: str = "ws") -> None:
         self.p = p
         self.sim = sim
+        self.circuit = get_circuit(circuit)
 
     def gemm(self, calls: list[GemmCall]) -> list[Any]:
         from morphware.systolic.sim import GemmCall as SimCall
@@ -70,7 +72,7 @@ class RtlBackend:
 
         sim_calls = [SimCall(c.a, c.w, c.bias, c.mult, c.shift, relu=c.relu, raw=c.raw)
                      for c in calls]
-        return run_gemms(self.p, sim_calls, sim=self.sim)
+        return run_gemms(self.p, sim_calls, sim=self.sim, circuit=self.circuit)
 
 
 @dataclass
@@ -86,17 +88,17 @@ class Execution:
         return sum(self.cycles.values())
 
 
-def make_backend(backend: str | GemmBackend, p: ArrayParams) -> GemmBackend:
+def make_backend(backend: str | GemmBackend, p: ArrayParams, circuit: str = "ws") -> GemmBackend:
     if not isinstance(backend, str):
         if not callable(getattr(backend, "gemm", None)):
             raise TypeError("backend must be 'golden', 'rtl', 'rtl-icarus' or have gemm(calls)")
         return backend
     if backend == "golden":
-        return GoldenBackend(p)
+        return GoldenBackend(p, circuit)
     if backend in ("rtl", "rtl-verilator"):
-        return RtlBackend(p, "verilator")
+        return RtlBackend(p, "verilator", circuit)
     if backend == "rtl-icarus":
-        return RtlBackend(p, "icarus")
+        return RtlBackend(p, "icarus", circuit)
     raise ValueError(f"unknown backend {backend!r}: use golden, rtl, rtl-icarus or an object")
 
 
@@ -135,7 +137,7 @@ def _run_gemm(program: Program, ins: dict[str, Any], a_in: np.ndarray, backend: 
 
 def run(program: Program, x: np.ndarray, backend: str | GemmBackend = "golden") -> Execution:
     """Execute ``program`` on a batch ``x`` (``(N, *program.input_shape)`` or one sample)."""
-    be = make_backend(backend, program.params)
+    be = make_backend(backend, program.params, program.circuit)
     p = program.params
     ex = Execution(np.empty(0))
     env: dict[str, np.ndarray] = {program.input_name: _batch(program, x)}

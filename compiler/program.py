@@ -37,6 +37,7 @@ class Program:
     instructions: list[dict[str, Any]]
     arrays: dict[str, np.ndarray]
     meta: dict[str, Any] = field(default_factory=dict)
+    circuit: str = "ws"  # the registered circuit (morphware.systolic.circuit) it targets
 
     @property
     def gemms(self) -> list[dict[str, Any]]:
@@ -44,7 +45,8 @@ class Program:
 
     def header(self) -> dict[str, Any]:
         return {
-            "format": FORMAT, "version": FORMAT_VERSION, "params": self.params.to_dict(),
+            "format": FORMAT, "version": FORMAT_VERSION, "circuit": self.circuit,
+            "params": self.params.to_dict(),
             "input": {"name": self.input_name, "shape": list(self.input_shape)},
             "output": {"name": self.output_name, "shape": list(self.output_shape)},
             "instructions": self.instructions, "meta": self.meta,
@@ -90,4 +92,5 @@ class Program:
             raise ProgramFormatError(f"{where}: arrays missing from the file: {', '.join(missing)}")
         return cls(ArrayParams.from_dict(head["params"]), head["input"]["name"],
                    tuple(head["input"]["shape"]), head["output"]["name"],
-                   tuple(head["output"]["shape"]), head["instructions"], arrays, head.get("meta", {}))
+                   tuple(head["output"]["shape"]), head["instructions"], arrays, head.get("meta", {}),
+                   head["circuit"])

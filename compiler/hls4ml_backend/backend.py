@@ -48,12 +48,13 @@ class SystolicBackend(Backend):
     def create_initial_config(self, rows: int = 8, cols: int = 8, data_bits: int = 8,
                               acc_depth: int = 256, calibration: np.ndarray | None = None,
                               onnx_input_shape: tuple[int, ...] | None = None,
-                              **_: Any) -> dict[str, Any]:
+                              circuit: str = "ws", **_: Any) -> dict[str, Any]:
         """Backend config: the target circuit, calibration data (ONNX input layout, batch first)
         and the ONNX per-sample input shape (to map the user's layout onto hls4ml's)."""
         return {"ArrayParams": {"rows": rows, "cols": cols, "data_bits": data_bits,
                                 "acc_bits": 32, "acc_depth": acc_depth},
-                "Calibration": calibration, "OnnxInputShape": onnx_input_shape}
+                "Calibration": calibration, "OnnxInputShape": onnx_input_shape,
+                "Circuit": circuit}
 
     @classmethod
     def convert_precision_string(cls, precision: Any) -> Any:

@@ -36,6 +36,7 @@ def compile_cmd(
     array: str = typer.Option("8x8", "--array", help="Array shape RxC."),
     bits: int = typer.Option(8, "--bits", help="Data width: 8 or 16."),
     acc_depth: int = typer.Option(256, "--acc-depth", help="Accumulator rows per command."),
+    circuit: str = typer.Option("ws", "--circuit", help="Registered circuit to target."),
     calib: Path | None = typer.Option(None, "--calib", help=".npz with calibration inputs 'x'."),
     target: str = typer.Option("systolic", "--target", help="systolic (Program) or hls (hls4ml)."),
     out: Path = typer.Option(Path("out"), "-o", "--out", help="Output directory."),
@@ -65,7 +66,7 @@ def compile_cmd(
             raise typer.BadParameter(f"--target must be systolic or hls, got {target!r}")
         r, c = _array_shape(array)
         params = ArrayParams(rows=r, cols=c, data_bits=bits, acc_depth=acc_depth)
-        program, rep = compile_model(str(model), params, x, name=model.stem)
+        program, rep = compile_model(str(model), params, x, name=model.stem, circuit=circuit)
     except CompileError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e

@@ -80,3 +80,8 @@ def test_torch_module_needs_example_input_or_calib() -> None:
 def test_zoo_unknown_name() -> None:
     with pytest.raises(KeyError, match="known: mlp"):
         zoo.build("vgg")
+
+
+def test_unknown_circuit_is_named() -> None:
+    with pytest.raises(CompileError, match="unknown circuit 'os'"):
+        compile_model(_mlp_bytes(), SMALL, np.zeros((4, 64), np.float32), circuit="os")

@@ -112,5 +112,6 @@ class SystolicWrite(ModelOptimizerPass):
             params=st["params"], input_name="input" if st["adapt"] else g.input,
             input_shape=st["onnx_shape"], output_name=st["output"],
             output_shape=g.shapes[g.output], instructions=st["instructions"], arrays=st["arrays"],
-            meta={"project": model.config.get_project_name(), "stats": st["stats"]})
+            meta={"project": model.config.get_project_name(), "stats": st["stats"]},
+            circuit=model.config.get_config_value("Circuit") or "ws")
         return True
