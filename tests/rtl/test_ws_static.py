@@ -1,0 +1,45 @@
+"""Static checks of the ws RTL: Verilator -Wall lint, Icarus elaboration, Yosys synthesis."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from morphware.systolic.circuit import get_circuit
+from morphware.systolic.params import ArrayParams
+from morphware.systolic.toolchain import simulator_env
+
+pytestmark = pytest.mark.rtl
+
+CONFIGS = [(8, 8, 8, 256), (3, 5, 8, 256), (1, 1, 16, 1), (16, 16, 8, 256), (2, 7, 16, 64)]
+
+
+@pytest.mark.parametrize("rows,cols,bits,depth", CONFIGS)
+def test_verilator_lint_clean(rows: int, cols: int, bits: int, depth: int) -> None:
+    c = get_circuit()
+    params = c.hdl_parameters(ArrayParams(rows, cols, bits, acc_depth=depth))
+    cmd = ["verilator", "--lint-only", "-Wall", "--top-module", c.toplevel,
+           *[f"-G{k}={v}" for k, v in params.items()], *map(str, c.rtl_sources)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=simulator_env(), timeout=120)
+    assert proc.returncode == 0 and "%Warning" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
+def test_icarus_elaborates_with_g2012(tmp_path) -> None:  # noqa: ANN001 - pytest fixture
+    c = get_circuit()
+    out = tmp_path / "a.vvp"
+    proc = subprocess.run(["iverilog", "-g2012", "-Wall", "-o", str(out), "-s", c.toplevel,
+                           "-P", f"{c.toplevel}.R=3", "-P", f"{c.toplevel}.C=5",
+                           *map(str, c.rtl_sources)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed")
+def test_yosys_8x8_has_no_latches_and_uses_dsps() -> None:
+    from morphware.systolic.resources import estimate
+
+    res = estimate(ArrayParams(8, 8), "xilinx")
+    assert res["latches"] == 0
+    assert res["DSP"] >= 1 and res["FF"] > 0 and res["LUT"] > 0
