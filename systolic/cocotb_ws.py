@@ -117,6 +117,19 @@ def read_outputs(m: int, n: int, p: ArrayParams) -> np.ndarray:
     return streams.output_matrix(beats, m, n, p)
 
 
+async def check_bad_configs(bus: AxiLite, p: ArrayParams) -> None:
+    """START with M = 0, M > acc_depth or zero tiles must raise ERROR and leave the array idle."""
+    good = {regmap.M: 1, regmap.KTILES: 1, regmap.NTILES: 1}
+    for reg, bad in ((regmap.M, 0), (regmap.M, p.acc_depth + 1), (regmap.KTILES, 0),
+                     (regmap.NTILES, 0)):
+        for r, v in {**good, reg: bad}.items():
+            await bus.write(r, v)
+        await bus.write(regmap.CTRL, regmap.CTRL_START)
+        status = await bus.read(regmap.STATUS)
+        assert status == regmap.STATUS_ERROR, f"bad config {reg:#x}={bad}: STATUS {status:#x}"
+    assert await bus.read(regmap.ACC_DEPTH) == p.acc_depth
+
+
 @cocotb.test()
 async def run_batch(dut: Any) -> None:
     job = dict(np.load("job.npz"))
@@ -134,6 +147,8 @@ async def run_batch(dut: Any) -> None:
     info = regmap.decode_info(await bus.read(regmap.INFO))
     expect = {"rows": p.rows, "cols": p.cols, "data_bits": p.data_bits, "acc_bits": p.acc_bits}
     assert info == expect, f"INFO register {info} != {expect}"
+    if int(job.get("check_errors", 0)):
+        await check_bad_configs(bus, p)
     outs: dict[str, np.ndarray] = {}
     cycles, stalls = [], []
     for i in range(int(job["count"])):

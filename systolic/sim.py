@@ -56,13 +56,15 @@ class GemmResult:
 
 @dataclass(frozen=True)
 class Stress:
-    """Test-only stream disturbances: probabilities of an input valid gap / output ready low,
-    and, if > 0, a reset pulled this many cycles into each command before it is rerun."""
+    """Test-only disturbances: probabilities of an input valid gap / output ready low; if > 0, a
+    reset pulled this many cycles into each command before it is rerun; and whether to first
+    check that bad configurations raise STATUS.ERROR."""
 
     a_gap: float = 0.0
     w_gap: float = 0.0
     o_stall: float = 0.0
     interrupt_after: int = 0
+    check_errors: bool = False
 
     def levels(self) -> np.ndarray:
         vals = (self.a_gap, self.w_gap, self.o_stall)
@@ -145,6 +147,7 @@ def _job(p: ArrayParams, calls: list[GemmCall], stress: Stress) -> dict[str, np.
         "params": np.array([p.rows, p.cols, p.data_bits, p.acc_bits, p.acc_depth]),
         "count": np.array(len(calls)),
         "gaps": stress.levels(),
+        "check_errors": np.array(int(stress.check_errors)),
     }
     for i, c in enumerate(calls):
         arrays = [np.asarray(x, dtype=np.int64) for x in (c.a, c.w, c.bias, c.mult, c.shift)]

@@ -6,7 +6,7 @@ It only uses the ``Circuit`` interface, so a second circuit is verified without 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from morphware.systolic.circuit import Circuit
@@ -95,5 +95,6 @@ def run_suite(circuit: Circuit, p: ArrayParams, sim: str = "verilator", seed: in
               stress: Stress | None = None, random_count: int = 6) -> list[CaseResult]:
     """Directed + random cases in one simulation; every case must pass and match cycles."""
     cases = directed_cases(p) + random_cases(p, seed, random_count)
+    stress = replace(stress or Stress(), check_errors=True)
     results = run_gemms(p, [c for _, c in cases], sim=sim, stress=stress, circuit=circuit)
     return score(circuit, p, cases, results)
