@@ -105,10 +105,13 @@ def _load_module(path: Path) -> types.ModuleType:
         sys.path.remove(str(path.parent))
 
 
-def build_model(source: Path, hparams: Mapping[str, Any]) -> Any:
-    """Run the user's ``build_model(**hparams)`` and return the torch module it builds."""
+def build_model(source: Path, hparams: Mapping[str, Any], seed: int | None = None) -> Any:
+    """Run the user's ``build_model(**hparams)`` and return the torch module it builds.
+    With ``seed``, the initial weights (and so the exported file) are reproducible."""
     import torch
 
+    if seed is not None:
+        torch.manual_seed(seed)
     mod = _load_module(source)
     fn: Callable[..., Any] | None = getattr(mod, "build_model", None)
     if not callable(fn):
@@ -352,7 +355,7 @@ def _model_file(spec: JobSpec, out: Path) -> Path:
         shutil.copyfile(spec.model.source, out)
         return out
     assert spec.model.input_shape is not None  # jobspec requires it for .py/.ipynb
-    model = build_model(spec.model.source, spec.model.hparams)
+    model = build_model(spec.model.source, spec.model.hparams, seed=spec.training.seed)
     return export_onnx(model, spec.model.input_shape, out)
 
 

@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "compile",
     "train",
     "verify",
+    "package",
 ]
 
 
