@@ -34,47 +34,43 @@ def package(spec: JobSpec, out_dir: Path) -> PackagedJob:
     from morphware.runtime.packaging import package_job
 
     pkg = package_job(spec, out_dir)
-    files = {"model": Path(pkg.model), "train": Path(pkg.train), "test": Path(pkg.test),
-             "recipe": Path(pkg.recipe)}
-    base = json.loads(Path(pkg.manifest).read_text()) if hasattr(pkg, "manifest") else {}
-    return PackagedJob(files=files, manifest=public_manifest(base, spec))
+    return PackagedJob(files={k: Path(v) for k, v in pkg.artifacts.items()},
+                       manifest=public_manifest(dict(pkg.manifest)))
 
 
-def public_manifest(base: dict[str, Any], spec: JobSpec) -> dict[str, Any]:
-    """The manifest fields the node relies on, on top of packaging's own manifest."""
-    out = dict(base)
-    out.setdefault("name", spec.name)
-    out["metric"] = {"name": spec.metric.name, "threshold": spec.metric.threshold}
-    out["epochs"] = spec.training.epochs
-    return out
+def public_manifest(full: dict[str, Any]) -> dict[str, Any]:
+    """The part of packaging's manifest that goes on chain: what a worker needs to decide and
+    price (cost figures, shapes, ops, sizes, metric, epochs), flat and small. File hashes stay
+    out: every download is checked against its ciphertext hash, and AES-GCM authenticates."""
+    model, data, training = full["model"], full["data"], full["training"]
+    return {
+        "format": full.get("format", ""),
+        "macs_per_sample": int(model["macs_per_sample"]),
+        "params": int(model["params"]),
+        "input_shape": list(model["input_shape"]),
+        "output_shape": list(model["output_shape"]),
+        "ops": sorted(model["ops"]),
+        "train_samples": int(data["train"]["samples"]),
+        "test_samples": int(data["test"]["samples"]),
+        "train_bytes": int(data["train"]["bytes"]),
+        "epochs": int(training["epochs"]),
+        "batch_size": int(training["batch_size"]),
+        "metric": {"name": full["metric"]["name"], "threshold": full["metric"]["threshold"]},
+    }
 
 
 def workload_figures(manifest: dict[str, Any]) -> tuple[int, int, int]:
-    """(MACs per sample, training samples, epochs) from a manifest, whatever its nesting."""
-    macs = _find(manifest, ("macs_per_sample", "macs"))
-    samples = _find(manifest, ("train_samples", "n_train", "samples"))
-    epochs = _find(manifest, ("epochs",))
-    if macs is None or samples is None or epochs is None:
+    """(MACs per sample, training samples, epochs) of a public manifest."""
+    try:
+        return (int(manifest["macs_per_sample"]), int(manifest["train_samples"]),
+                int(manifest["epochs"]))
+    except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"manifest lacks cost figures (macs_per_sample, train_samples, "
-                         f"epochs); has {sorted(manifest)}")
-    return int(macs), int(samples), int(epochs)
-
-
-def _find(d: Any, names: tuple[str, ...]) -> Any:
-    if isinstance(d, dict):
-        for n in names:
-            if n in d and isinstance(d[n], int | float) and not isinstance(d[n], bool):
-                return d[n]
-        for v in d.values():
-            found = _find(v, names)
-            if found is not None:
-                return found
-    return None
+                         f"epochs): {e}") from e
 
 
 def manifest_ops(manifest: dict[str, Any]) -> set[str]:
-    ops = manifest.get("ops") or (manifest.get("model") or {}).get("ops") or []
-    return {str(o) for o in ops}
+    return {str(o) for o in manifest.get("ops", [])}
 
 
 def check_inputs(model: Path, *npz: Path) -> None:

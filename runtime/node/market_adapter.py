@@ -59,10 +59,10 @@ class ContractsMarket(Market):
         return int(self.w3.eth.block_number)
 
     def now(self) -> int:
-        """The timestamp the next block will roughly carry: the chain's clock moves with the
-        wall clock, and jumps ahead of it after time travel."""
+        """The timestamp the next block (our next transaction) will roughly carry: at least one
+        second after the latest block, and the wall clock unless the chain travelled ahead."""
         latest = int(self.w3.eth.get_block("latest")["timestamp"])
-        return max(latest, int(time.time()))
+        return max(latest + 1, int(time.time()))
 
     def events(self, from_block: int, to_block: int) -> list[ChainEvent]:
         out = []
