@@ -17,14 +17,17 @@ from morphware.systolic.sim import cache_root, source_hash
 TARGETS = {
     "xilinx": "synth_xilinx -family xc7 -top {top}",
     "ice40": "synth_ice40 -dsp -top {top}",
+    # technology-independent and fast: enough to prove the RTL infers no latches
+    "generic": "synth -run begin:fine -top {top}",
 }
-_FF_PREFIXES = {"xilinx": ("FD",), "ice40": ("SB_DFF",)}
-_LUT_PREFIXES = {"xilinx": ("LUT",), "ice40": ("SB_LUT4",)}
-_DSP = {"xilinx": ("DSP48E1",), "ice40": ("SB_MAC16",)}
-_BRAM = {"xilinx": {"RAMB18E1": 0.5, "RAMB36E1": 1.0}, "ice40": {"SB_RAM40_4K": 1.0}}
+_FF_PREFIXES = {"xilinx": ("FD",), "ice40": ("SB_DFF",), "generic": ("$dff", "$adff", "$sdff")}
+_LUT_PREFIXES = {"xilinx": ("LUT",), "ice40": ("SB_LUT4",), "generic": ("$lut",)}
+_DSP = {"xilinx": ("DSP48E1",), "ice40": ("SB_MAC16",), "generic": ("$mul", "$macc")}
+_BRAM = {"xilinx": {"RAMB18E1": 0.5, "RAMB36E1": 1.0}, "ice40": {"SB_RAM40_4K": 1.0},
+         "generic": {}}
 _LUTRAM = ("RAM32M", "RAM64M", "RAM32X1D", "RAM64X1D", "RAM128X1D", "RAM256X1S", "RAM32X1S",
            "RAM64X1S", "RAM128X1S")
-_LATCH = ("LDCE", "LDPE", "$_DLATCH", "$_SR", "$dlatch", "SB_LATCH")
+_LATCH = ("LDCE", "LDPE", "$_DLATCH", "$_SR", "$dlatch", "$adlatch", "$sr", "SB_LATCH")
 
 
 def yosys_script(circuit: Circuit, p: ArrayParams, target: str, out_json: Path) -> str:

@@ -37,9 +37,11 @@ def test_icarus_elaborates_with_g2012(tmp_path) -> None:  # noqa: ANN001 - pytes
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed")
-def test_yosys_8x8_has_no_latches_and_uses_dsps() -> None:
+def test_yosys_8x8_has_no_latches() -> None:
+    """Word-level synthesis (the full synth_xilinx run lives in the bench and the CLI)."""
     from morphware.systolic.resources import estimate
 
-    res = estimate(ArrayParams(8, 8), "xilinx")
+    res = estimate(ArrayParams(8, 8), "generic")
     assert res["latches"] == 0
-    assert res["DSP"] >= 1 and res["FF"] > 0 and res["LUT"] > 0
+    assert res["DSP"] >= 64  # one multiplier per PE survives as a $macc/$mul cell
+    assert res["FF"] > 0
