@@ -92,11 +92,19 @@ def input_shape(m: onnx.ModelProto) -> tuple[int, ...]:
 
 
 def validate(m: onnx.ModelProto) -> None:
-    """Structural check, op support and shape inference, with node/op/field in every message."""
+    """Structural check and shape inference of the model as given."""
     try:
         onnx.checker.check_model(m)
     except onnx.checker.ValidationError as e:
         raise CompileError(f"invalid ONNX model: {str(e).splitlines()[0]}") from e
+    try:
+        onnx.shape_inference.infer_shapes(m, check_type=True, strict_mode=True)
+    except Exception as e:
+        raise CompileError(f"shapes do not infer: {str(e).splitlines()[0]}") from e
+
+
+def check_ops(m: onnx.ModelProto) -> None:
+    """Op support of the cleaned model (after qonnx folded shape arithmetic into constants)."""
     from hls4ml.converters import get_supported_onnx_layers
 
     supported = set(get_supported_onnx_layers()) | {"Gemm", "Constant", "Identity", "Dropout"}
@@ -113,10 +121,6 @@ def validate(m: onnx.ModelProto) -> None:
             if group != 1:
                 raise CompileError(f"node {n.name}: op Conv with group={group} is not supported "
                                    "(groups must be 1)")
-    try:
-        onnx.shape_inference.infer_shapes(m, check_type=True, strict_mode=True)
-    except Exception as e:
-        raise CompileError(f"shapes do not infer: {str(e).splitlines()[0]}") from e
 
 
 @contextlib.contextmanager
@@ -149,6 +153,7 @@ def clean(m: onnx.ModelProto) -> Any:
             w = cleanup_model(w)
         except Exception as e:
             raise CompileError(f"qonnx clean-up failed: {type(e).__name__}: {e}") from e
+    check_ops(w.model)
     return w
 
 

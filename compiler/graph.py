@@ -112,7 +112,8 @@ def _pool_node(layer: Any, inputs: list[str], out: str) -> Node:
 
 
 _ACTIVATIONS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax",
-                "linear": "identity", "leakyrelu": "leaky_relu"}
+                "linear": "identity", "leakyrelu": "leaky_relu", "elu": "elu",
+                "softplus": "softplus", "softsign": "softsign"}
 _MERGES = {"add": "add", "subtract": "sub", "multiply": "mul", "average": "avg",
            "maximum": "max"}
 
@@ -129,12 +130,21 @@ def _layer_node(layer: Any, inputs: list[str], out: str) -> Node:
     if cls == "GlobalPooling2D":
         op = "global_maxpool" if str(_attr(layer, "pool_op", "")).lower() == "max" else "global_avgpool"
         return Node(layer.name, op, inputs, out)
-    if cls in ("Activation", "ReLU", "Softmax", "LeakyReLU", "ParametrizedActivation"):
+    if cls in ("Activation", "ReLU", "Softmax", "LeakyReLU", "ELU", "ParametrizedActivation"):
         act = str(_attr(layer, "activation", cls)).lower().replace("_", "")
         if act not in _ACTIVATIONS:
             raise CompileError(f"node {layer.name}: op {cls} activation {act!r} is not supported")
-        attrs = {"alpha": float(_attr(layer, "activ_param", 0.01))} if act == "leakyrelu" else {}
+        default = {"leakyrelu": 0.01, "elu": 1.0}
+        attrs = ({"alpha": float(_attr(layer, "activ_param", default[act]))}
+                 if act in default else {})
         return Node(layer.name, _ACTIVATIONS[act], inputs, out, attrs)
+    if cls == "ZeroPadding2D":
+        return Node(layer.name, "pad", inputs, out, {"pads": _pads(layer)})
+    if cls == "Concatenate":
+        rank = len(layer.get_output_variable().shape)
+        axis = int(_attr(layer, "axis", -1))
+        # hls4ml keeps ONNX's axis, which counts the batch axis as ours do
+        return Node(layer.name, "concat", inputs, out, {"axis": axis + rank + 1 if axis < 0 else axis})
     if cls == "Reshape":
         return Node(layer.name, "reshape", inputs, out,
                     {"shape": [int(s) for s in layer.get_output_variable().shape]})

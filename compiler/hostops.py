@@ -99,6 +99,12 @@ HOST_OPS: dict[str, HostFn] = {
     "global_avgpool": lambda xs, a, arr: _f(xs[0]).mean(axis=(1, 2), dtype=np.float32),
     "reshape": lambda xs, a, arr: xs[0].reshape(xs[0].shape[0], *a["shape"]),
     "transpose": lambda xs, a, arr: xs[0].transpose(0, *[p + 1 for p in a["perm"]]),
+    "elu": lambda xs, a, arr: np.where(_f(xs[0]) > 0, _f(xs[0]),
+                                       np.float32(a["alpha"]) * np.expm1(_f(xs[0]))),
+    "softplus": lambda xs, a, arr: np.logaddexp(np.float32(0), _f(xs[0])).astype(np.float32),
+    "softsign": lambda xs, a, arr: _f(xs[0]) / (1 + np.abs(_f(xs[0]))),
+    "pad": lambda xs, a, arr: _pad_hw(xs[0], tuple(a["pads"]), 0),
+    "concat": lambda xs, a, arr: np.concatenate([_f(x) for x in xs], axis=a["axis"]),
     "add": lambda xs, a, arr: _f(xs[0]) + _f(xs[1]),
     "sub": lambda xs, a, arr: _f(xs[0]) - _f(xs[1]),
     "mul": lambda xs, a, arr: _f(xs[0]) * _f(xs[1]),
@@ -109,7 +115,7 @@ HOST_OPS: dict[str, HostFn] = {
 }
 
 # Host ops that are exact on integer tensors: their output keeps the input's scale.
-INT_EXACT = {"relu", "maxpool", "global_maxpool", "reshape", "transpose", "identity"}
+INT_EXACT = {"relu", "maxpool", "global_maxpool", "reshape", "transpose", "identity", "pad"}
 
 
 def run_host(op: str, inputs: list[np.ndarray], attrs: dict[str, Any],

@@ -157,3 +157,42 @@ def test_any_object_with_gemm_is_a_backend(compiled) -> None:
     assert be.commands == sum(r["commands"] for r in cost_report(program, 2)["layers"])
     with pytest.raises(TypeError, match="gemm"):
         execute(program, x, backend=object())
+
+
+def _branchy_models():
+    import torch
+
+    nn = torch.nn
+
+    class ConvCat(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(2, 4, 3, padding=1)
+            self.d = nn.Conv2d(2, 4, 1)
+            self.head = nn.Linear(8 * 8 * 8, 5)
+
+        def forward(self, x):
+            y = torch.cat([self.c(x), self.d(x)], dim=1)
+            return self.head(torch.flatten(nn.functional.elu(y), 1))
+
+    class DenseCat(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.head = nn.Linear(16, 8), nn.Linear(16, 8), nn.Linear(16, 3)
+
+        def forward(self, x):
+            y = torch.cat([self.a(x), nn.functional.elu(self.b(x))], dim=1)
+            return self.head(nn.functional.softplus(y))
+
+    torch.manual_seed(0)
+    return [(ConvCat().eval(), (2, 8, 8)), (DenseCat().eval(), (16,))]
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_concat_and_float_activations_on_host(index: int) -> None:
+    module, shape = _branchy_models()[index]
+    x = sample_inputs(shape, 32, seed=12)
+    program, _ = compile_model(module, SMALL, x)
+    ops = {i["op"] for i in program.instructions}
+    assert {"concat", "elu"} <= ops
+    assert np.abs(execute(program, x[:8]) - _float(module, x[:8])).max() < 0.02
