@@ -42,7 +42,7 @@ Peer = tuple[str, int]
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
 RESUME_EVERY_S = 5.0
-POLL_S = 0.05
+POLL_S = 0.02
 RECONNECT_EVERY_S = 1.0
 HASH_BLOCK = 1 << 20
 _CHECKING = (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
