@@ -186,14 +186,15 @@ def from_modelgraph(model: Any) -> FloatGraph:
 
 
 def _check_shapes(g: FloatGraph) -> None:
-    """Run a zero sample through the graph: catches shapes hls4ml could not infer consistently."""
-    try:
-        env = g.run(np.zeros((1, *g.input_shape), np.float32), keep=True)
-    except (ValueError, IndexError) as e:
-        raise CompileError(f"shapes do not infer through the model: {e}") from e
-    for name, shape in g.shapes.items():
-        got = env[name].shape[1:]
-        if int(np.prod(got)) != int(np.prod(shape)):
-            node = next((n for n in g.nodes if n.output == name), None)
-            raise CompileError(f"node {node.name if node else name}: output shape {got} differs "
-                               f"from the shape hls4ml inferred, {shape}")
+    """Run a zero sample through the graph: catches shapes hls4ml could not infer consistently
+    (typically layouts qonnx could not convert to channels-last), naming the node."""
+    env = {g.input: np.zeros((1, *g.input_shape), np.float32)}
+    for n in g.nodes:
+        try:
+            env[n.output] = run_float_node(n, [env[i] for i in n.inputs])
+        except (ValueError, IndexError) as e:
+            raise CompileError(f"node {n.name}: op {n.op}: shapes do not infer ({e})") from e
+        got, want = env[n.output].shape[1:], g.shapes[n.output]
+        if int(np.prod(got)) != int(np.prod(want)):
+            raise CompileError(f"node {n.name}: op {n.op}: output shape {got} differs from the "
+                               f"shape hls4ml inferred, {want}")
