@@ -123,11 +123,15 @@ class Node:
 
     def run(self) -> None:
         """The loop; returns when ``stop()`` is called."""
+        last_error = ""
         while not self.stop_event.is_set():
             try:
                 self.poll_once()
-            except Exception:  # the loop must survive any one bad step
-                log.exception("[%s] poll failed", self.name)
+                last_error = ""
+            except Exception as e:  # the loop must survive any one bad step
+                if repr(e) != last_error:  # log a persistent failure once, not every poll
+                    log.exception("[%s] poll failed", self.name)
+                last_error = repr(e)
             self.stop_event.wait(self.config.poll_interval)
 
     def stop(self, timeout: float = 10.0) -> None:

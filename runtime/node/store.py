@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS timeline (
 );
 CREATE TABLE IF NOT EXISTS bids (
     job_id    INTEGER PRIMARY KEY,
-    price     INTEGER NOT NULL,
+    price     TEXT NOT NULL,
     salt      TEXT NOT NULL,
     committed INTEGER NOT NULL DEFAULT 0,
     revealed  INTEGER NOT NULL DEFAULT 0
@@ -246,7 +246,7 @@ class Store:
         retried commit sends the very same commitment)."""
         with self._tx() as c:
             c.execute("INSERT OR IGNORE INTO bids(job_id, price, salt) VALUES (?, ?, ?)",
-                      (job_id, price, salt.hex()))
+                      (job_id, str(price), salt.hex()))
         bid = self.bid(job_id)
         assert bid is not None
         return bid
