@@ -92,26 +92,13 @@ def input_shape(m: onnx.ModelProto) -> tuple[int, ...]:
 
 
 def validate(m: onnx.ModelProto) -> None:
-    """Structural check and shape inference of the model as given."""
+    """Structural check, layer options no route supports, and shape inference, on the model as
+    given (before qonnx renames its nodes)."""
     try:
         onnx.checker.check_model(m)
     except onnx.checker.ValidationError as e:
         raise CompileError(f"invalid ONNX model: {str(e).splitlines()[0]}") from e
-    try:
-        onnx.shape_inference.infer_shapes(m, check_type=True, strict_mode=True)
-    except Exception as e:
-        raise CompileError(f"shapes do not infer: {str(e).splitlines()[0]}") from e
-
-
-def check_ops(m: onnx.ModelProto) -> None:
-    """Op support of the cleaned model (after qonnx folded shape arithmetic into constants)."""
-    from hls4ml.converters import get_supported_onnx_layers
-
-    supported = set(get_supported_onnx_layers()) | {"Gemm", "Constant", "Identity", "Dropout"}
     for n in m.graph.node:
-        if n.op_type not in supported:
-            raise CompileError(f"node {n.name or '(unnamed)'}: op {n.op_type} is not supported "
-                               "(no array lowering and no host implementation)")
         if n.op_type == "AveragePool":
             # qonnx leaves AveragePool channels-first and hls4ml then refuses the graph
             raise CompileError(f"node {n.name}: op AveragePool is not supported (qonnx cannot "
@@ -121,6 +108,28 @@ def check_ops(m: onnx.ModelProto) -> None:
             if group != 1:
                 raise CompileError(f"node {n.name}: op Conv with group={group} is not supported "
                                    "(groups must be 1)")
+    try:
+        onnx.shape_inference.infer_shapes(m, check_type=True, strict_mode=True)
+    except Exception as e:
+        raise CompileError(f"shapes do not infer: {str(e).splitlines()[0]}") from e
+
+
+def check_ops(m: onnx.ModelProto, original: onnx.ModelProto | None = None) -> None:
+    """Op support of the cleaned model (after qonnx folded shape arithmetic into constants).
+
+    qonnx renames nodes, so messages use the node's name in ``original`` where it can be found.
+    """
+    from hls4ml.converters import get_supported_onnx_layers
+
+    supported = set(get_supported_onnx_layers()) | {"Gemm", "Constant", "Identity", "Dropout"}
+    first_name = {}
+    for n in (original.graph.node if original is not None else []):
+        first_name.setdefault(n.op_type, n.name)
+    for n in m.graph.node:
+        if n.op_type not in supported:
+            name = first_name.get(n.op_type) or n.name or "(unnamed)"
+            raise CompileError(f"node {name}: op {n.op_type} is not supported "
+                               "(no array lowering and no host implementation)")
 
 
 @contextlib.contextmanager
@@ -140,6 +149,7 @@ def clean(m: onnx.ModelProto) -> Any:
     from qonnx.transformation.gemm_to_matmul import GemmToMatMul
     from qonnx.util.cleanup import cleanup_model
 
+    original = m
     m = onnx.ModelProto.FromString(m.SerializeToString())
     m.ir_version = min(m.ir_version, QONNX_IR_VERSION)
     _fix_batch(m)
@@ -153,7 +163,7 @@ def clean(m: onnx.ModelProto) -> Any:
             w = cleanup_model(w)
         except Exception as e:
             raise CompileError(f"qonnx clean-up failed: {type(e).__name__}: {e}") from e
-    check_ops(w.model)
+    check_ops(w.model, original)
     return w
 
 
