@@ -69,7 +69,6 @@ def step_times(net: Any, example: Any, blocks: int, steps: int,
     import copy
 
     import torch
-
     from morphware.runtime.onnx_torch import to_torch
 
     conv = to_torch(_export(net, example, tmp / "m.onnx")).train()
