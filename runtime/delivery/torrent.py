@@ -147,6 +147,8 @@ class TorrentSession:
             "upload_rate_limit": upload_rate_limit,
             "local_upload_rate_limit": upload_rate_limit,
             "user_agent": "morphware/0.1",
+            # peers are few and explicit: retry a refused one after 1 s, not libtorrent's 60 s
+            "min_reconnect_time": 1,
         }
         if host not in ("0.0.0.0", "[::]", ""):
             s["outgoing_interfaces"] = host
@@ -267,8 +269,23 @@ class TorrentSession:
             atp.flags = lt.torrent_flags.seed_mode | lt.torrent_flags.auto_managed
             h = self._add(atp)
             h.save_resume_data(lt.torrent_handle.save_info_dict)
+            self._wait_ready(h)
         magnet = magnet_with_peers(lt.make_magnet_uri(ti), peers)
         return Seeded(magnet=magnet, infohash=key, path=path, size=ti.total_size())
+
+    @staticmethod
+    def _wait_ready(h: lt.torrent_handle, timeout: float = 10.0) -> None:
+        """Until a new seed accepts peers: before that, libtorrent turns connections away
+        ("torrent is not ready to accept peers"), and a fetcher would back off."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = h.status()
+            if st.state == lt.torrent_status.seeding:
+                return
+            if st.errc.value():
+                raise TorrentError(f"cannot seed {st.name}: {st.errc.message()}")
+            time.sleep(POLL_S / 4)
+        raise TorrentError(f"seeding {h.status().name} did not start within {timeout:.0f} s")
 
     def torrent_file(self, infohash: str) -> bytes:
         """The bencoded .torrent of a torrent this session has metadata for (for clients that
