@@ -144,3 +144,20 @@ def test_softmax_legacy_opset_coerces_to_2d() -> None:
     x = torch.randn(2, 3, 4)
     want = torch.softmax(x.reshape(2, 12), dim=1).reshape(2, 3, 4)
     torch.testing.assert_close(to_torch(model)(x), want)
+
+
+@pytest.mark.parametrize("name", ["mlp", "lenet", "cnn_bn", "residual"])
+def test_compiler_zoo_converts(name: str, tmp_path: Path, export_module) -> None:  # type: ignore[no-untyped-def]
+    """Every model of the compiler's zoo converts, matches torch, and every backend that runs
+    Programs can also take it (the zoo is what the compiler supports)."""
+    from morphware.compiler import zoo
+    from morphware.runtime.backends.program_common import program_ops
+    from morphware.runtime.safe_io import load_onnx
+
+    net, example = zoo.build(name)
+    path = export_module(net, example, tmp_path / f"{name}.onnx")
+    conv = to_torch(path).eval()
+    x = torch.rand(4, *example.shape[1:])
+    torch.testing.assert_close(conv(x), net(x), atol=1e-5, rtol=1e-4)
+    ops = {n.op_type for n in load_onnx(path).graph.node}
+    assert ops <= program_ops(), f"{name}: {sorted(ops - program_ops())} missing from program_ops"
