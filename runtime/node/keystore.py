@@ -42,8 +42,9 @@ class NodeKey:
 
 
 def create_keystore(path: str | Path, password: str, private_key: bytes | None = None,
-                    *, overwrite: bool = False) -> NodeKey:
-    """Write a new keystore (a fresh random key unless ``private_key`` is given); mode 0600."""
+                    *, overwrite: bool = False, scrypt_n: int | None = None) -> NodeKey:
+    """Write a new keystore (a fresh random key unless ``private_key`` is given); mode 0600.
+    ``scrypt_n`` lowers the KDF cost (a power of two; tests and throwaway devnet keys only)."""
     from eth_account import Account
 
     path = Path(path)
@@ -52,7 +53,7 @@ def create_keystore(path: str | Path, password: str, private_key: bytes | None =
     if not password:
         raise KeystoreError("an empty password would leave the key unprotected")
     acct = Account.from_key(private_key) if private_key is not None else Account.create()
-    blob = Account.encrypt(acct.key, password)
+    blob = Account.encrypt(acct.key, password, iterations=scrypt_n)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
