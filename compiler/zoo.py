@@ -92,6 +92,44 @@ def residual(seed: int = 0) -> tuple[Any, Any]:
     return ResidualNet().eval(), torch.zeros(1, *IMAGE_SHAPE)
 
 
+def digits(seed: int = 0, train_fraction: float = 0.8) -> dict[str, Any]:
+    """scikit-learn's digits (ships with scikit-learn), scaled to [0, 1] and split with a fixed
+    seed: ``x_train``, ``y_train``, ``x_test``, ``y_test`` (x flat, 64 features)."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.data / 16.0).astype(np.float32)
+    y = d.target.astype(np.int64)
+    idx = np.random.default_rng(seed).permutation(len(x))
+    cut = int(train_fraction * len(x))
+    return {"x_train": x[idx[:cut]], "y_train": y[idx[:cut]],
+            "x_test": x[idx[cut:]], "y_test": y[idx[cut:]]}
+
+
+def train(module: Any, x: Any, y: Any, epochs: int, seed: int = 0, lr: float = 3e-3) -> Any:
+    """A few epochs of Adam with cross-entropy, deterministic for a fixed seed; returns the module
+    in eval mode. One torch thread: these models are tiny and threads only contend."""
+    torch = _torch()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(seed)
+        xt, yt = torch.as_tensor(x), torch.as_tensor(y)
+        opt = torch.optim.Adam(module.parameters(), lr=lr)
+        module.train()
+        for _ in range(epochs):
+            perm = torch.randperm(len(xt))
+            for s in range(0, len(xt), 64):
+                b = perm[s:s + 64]
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(module(xt[b]), yt[b]).backward()
+                opt.step()
+    finally:
+        torch.set_num_threads(threads)
+    return module.eval()
+
+
 ZOO: dict[str, Callable[..., tuple[Any, Any]]] = {
     "mlp": mlp, "lenet": lenet, "cnn_bn": cnn_bn, "residual": residual,
 }

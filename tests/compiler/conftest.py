@@ -25,12 +25,4 @@ def compiled() -> dict[str, tuple[Any, Program, dict[str, Any]]]:
 @pytest.fixture(scope="session")
 def digits() -> dict[str, np.ndarray]:
     """scikit-learn digits, scaled to [0, 1], split 80/20 with a fixed seed."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = (d.data / 16.0).astype(np.float32)
-    y = d.target.astype(np.int64)
-    idx = np.random.default_rng(0).permutation(len(x))
-    cut = int(0.8 * len(x))
-    return {"x_train": x[idx[:cut]], "y_train": y[idx[:cut]],
-            "x_test": x[idx[cut:]], "y_test": y[idx[cut:]]}
+    return zoo.digits()

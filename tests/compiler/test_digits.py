@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from compiler_testlib import train
 from morphware.compiler import compile_model, execute, zoo
 from morphware.systolic.params import ArrayParams
 
@@ -22,7 +21,7 @@ def test_int8_accuracy_within_one_point_of_float(digits, name: str, epochs: int)
     shape = tuple(x0.shape[1:])
     xtr = digits["x_train"].reshape(-1, *shape)
     xte = digits["x_test"].reshape(-1, *shape)
-    train(module, xtr, digits["y_train"], epochs=epochs)
+    zoo.train(module, xtr, digits["y_train"], epochs=epochs)
     with torch.no_grad():
         acc_float = _accuracy(module(torch.from_numpy(xte)).numpy(), digits["y_test"])
     assert acc_float > 0.9  # the models do learn; otherwise the comparison means little
