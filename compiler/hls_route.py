@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 from morphware.compiler import frontend
 from morphware.compiler.errors import CompileError
 
@@ -26,7 +27,7 @@ def float_reference(mp: Any, x: np.ndarray) -> np.ndarray:
     """The original ONNX model in float (onnxruntime), one sample at a time (batch is pinned 1)."""
     import onnxruntime as ort
 
-    m = frontend.onnx.ModelProto.FromString(mp.SerializeToString())
+    m = onnx.ModelProto.FromString(mp.SerializeToString())
     m.ir_version = min(m.ir_version, frontend.QONNX_IR_VERSION)
     sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
