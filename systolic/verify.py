@@ -40,7 +40,8 @@ def _call(rng: np.random.Generator, p: ArrayParams, m: int, k: int, n: int, *,
 
 
 def directed_cases(p: ArrayParams) -> list[tuple[str, GemmCall]]:
-    """Extremes: most negative squared, saturation both ways, zeros, wrap, shift 0 and 47."""
+    """Extremes: most negative squared, saturation both ways, zeros, wrap, shift 0 and 47, and a
+    command that fills the accumulator."""
     r, c = p.rows, p.cols
     k, n, m = 2 * r + 1, c + 1, 3
     lo, hi = p.qmin, p.qmax
@@ -62,6 +63,8 @@ def directed_cases(p: ArrayParams) -> list[tuple[str, GemmCall]]:
         ("relu, round half up", GemmCall(np.arange(-m * k, 0).reshape(m, k) % (hi + 1),
                                          np.eye(k, n, dtype=np.int64) - 1, np.arange(n) - n // 2,
                                          ones, np.full(n, 1), relu=True)),
+        ("M = acc_depth", _call(np.random.default_rng(99), p, p.acc_depth, r + 1, c + 1,
+                                relu=True)),
     ]
     return cases
 
