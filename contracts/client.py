@@ -379,6 +379,12 @@ class MarketClient:
     def stake(self, address: str | None = None) -> int:
         return int(self.market.functions.stake_of(to_checksum_address(address or self.address)).call())
 
+    def holdings(self, addresses: list[str]) -> int:
+        """Free balances plus stakes of ``addresses`` (at most 256), in one call."""
+        if len(addresses) > 256:
+            raise ValueError(f"at most 256 addresses per call, got {len(addresses)}")
+        return int(self._view("holdings", [to_checksum_address(a) for a in addresses]))
+
     def token_balance(self, address: str | None = None) -> int:
         return int(self.token.functions.balanceOf(to_checksum_address(address or self.address)).call())
 

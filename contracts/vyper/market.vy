@@ -30,6 +30,7 @@ exports: (
     registry.account,
     registry.balance_of,
     registry.stake_of,
+    registry.holdings,
     registry.pool_size,
 )
 

@@ -4,6 +4,8 @@ and helpers that drive a job through its phases (eth-tester or anvil alike)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from morphware.contracts import (
     ChainControl,
@@ -16,6 +18,7 @@ from morphware.contracts import (
     embedded_chain,
     to_fixed,
 )
+from morphware.contracts.tx import send
 
 TOKEN = 10**18
 FUNDS = 10_000 * TOKEN
@@ -47,7 +50,7 @@ class Market:
         """What the market owes: free balances + stakes of every account + held job funds."""
         c = self.deployer
         n = c.job_count() if jobs is None else jobs
-        owed = sum(c.balance(x.address) + c.stake(x.address) for x in self.everyone)
+        owed = c.holdings([x.address for x in self.everyone])
         return owed + sum(c.job_held(j) for j in range(1, n + 1))
 
 
@@ -61,6 +64,28 @@ def terms(**over: object) -> JobTerms:
     )
     base.update(over)
     return JobTerms(**base)  # type: ignore[arg-type]
+
+
+def deploy_balance_reader(m: Market) -> Any:
+    """Deploy the test-only balance_reader.vy (sums token balances in one call)."""
+    import vyper
+
+    src = Path(__file__).with_name("balance_reader.vy")
+    out = vyper.compile_code(src.read_text(), output_formats=["abi", "bytecode"])
+    factory = m.w3.eth.contract(abi=out["abi"], bytecode=out["bytecode"])
+    receipt = send(m.w3, m.deployer.account, factory.constructor(), "deploy balance_reader")
+    return m.w3.eth.contract(address=receipt["contractAddress"], abi=out["abi"])
+
+
+_SHARED: list[Market] = []
+
+
+def shared_market() -> Market:
+    """One market per test process: the fixtures and the stateful test share it (each reverts to
+    a snapshot afterwards), so the deployment cost is paid once."""
+    if not _SHARED:
+        _SHARED.append(build_market())
+    return _SHARED[0]
 
 
 def build_market(n_requesters: int = 2, n_workers: int = 5, n_validators: int = 4) -> Market:

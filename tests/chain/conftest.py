@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from chain_testlib import Market, build_market
+from chain_testlib import Market, shared_market
 
 
 @pytest.fixture(scope="session")
 def market_session() -> Market:
-    return build_market()
+    return shared_market()
 
 
 @pytest.fixture
