@@ -46,8 +46,10 @@ def test_aria2c_fetches_by_magnet(tmp_path: Path, make_file) -> None:
         deadline = time.monotonic() + 30
         try:
             while proc.poll() is None and time.monotonic() < deadline:
-                node.torrents.connect(infohash, [("127.0.0.1", port)])
-                time.sleep(0.3)
+                # connect only while unconnected: duplicate connections make aria2 stall
+                if node.torrents.stats(infohash).num_peers == 0:
+                    node.torrents.connect(infohash, [("127.0.0.1", port)])
+                time.sleep(0.1)
         finally:
             if proc.poll() is None:
                 proc.kill()
