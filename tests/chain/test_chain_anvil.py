@@ -1,0 +1,73 @@
+"""The end-to-end job against anvil over HTTP JSON-RPC, with locally signed transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from chain_testlib import MIN_STAKE, TOKEN, client_of, run_to_validation, terms, validate
+from morphware.contracts import (
+    ChainControl,
+    ContractError,
+    Deployment,
+    MarketClient,
+    Outcome,
+    Role,
+    anvil_accounts,
+    anvil_bin,
+    deploy,
+    start_anvil,
+)
+
+pytestmark = [pytest.mark.chain, pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def anvil_url() -> Iterator[str]:
+    if anvil_bin() is None:
+        pytest.skip("anvil is not installed (npm install --prefix tools @foundry-rs/anvil)")
+    proc, url = start_anvil()
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_full_job_on_anvil(anvil_url: str, tmp_path) -> None:
+    from web3 import Web3
+
+    w3 = Web3(Web3.HTTPProvider(anvil_url))
+    accounts = anvil_accounts(10)
+    dep = deploy(w3, accounts[0], min_stake=MIN_STAKE)
+    path = dep.save(tmp_path / "deployment.json")
+    # Each node would load the deployment file and sign with its own key.
+    clients = [
+        MarketClient.connect(anvil_url, Deployment.load(path), a.key.hex()) for a in accounts[1:]
+    ]
+    req, workers, validators = clients[0], clients[1:4], clients[4:8]
+    for c in clients[:8]:
+        c.faucet(1_000 * TOKEN)
+        c.approve()
+    for w in workers:
+        w.register(Role.WORKER, MIN_STAKE)
+    for v in validators:
+        v.register(Role.VALIDATOR, MIN_STAKE)
+
+    ctl = ChainControl(clients[0].w3)
+    job = req.post_job(terms())
+    with pytest.raises(ContractError, match="bidding still open"):
+        workers[0].reveal_bid(job, TOKEN, b"\x00" * 32)
+    bids = {workers[0]: 40 * TOKEN, workers[1]: 30 * TOKEN, workers[2]: 55 * TOKEN}
+    worker = run_to_validation(ctl, req, job, bids)
+    assert worker is workers[1]
+    drawn = [client_of(validators, a) for a in req.validators_of(job)]
+    validate(job, drawn, [0.92, 0.97, 0.95])
+    (closed,) = req.events(name="JobClosed", job=job)
+    assert Outcome(closed.args["outcome"]) is Outcome.ACCEPTED
+    assert worker.balance() == 40 * TOKEN + 5 * TOKEN
+    for c in clients[:8]:
+        if c.balance():
+            c.withdraw()
+    stakes = sum(c.stake() for c in clients)
+    assert req.token_balance(dep.market) == stakes
