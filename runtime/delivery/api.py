@@ -135,13 +135,16 @@ class Delivery:
 
     def fetch_ciphertext(self, magnet: str, content_hash: bytes | str, *,
                          peers: Iterable[Peer] = (), timeout: float = 600.0,
-                         stall_timeout: float = 30.0, progress: Progress | None = None) -> Path:
+                         stall_timeout: float = 30.0, progress: Progress | None = None,
+                         max_bytes: int | None = None) -> Path:
         """Download and verify the ciphertext (no key needed: workers prefetch during the
-        auction). The returned file's SHA-256 equals ``content_hash``."""
+        auction). The returned file's SHA-256 equals ``content_hash``. ``max_bytes`` (e.g. the
+        ``crypto.ciphertext_size`` of the manifest's size) refuses a bigger torrent up front."""
         digest = normalize_hash(content_hash)
         dest = self._store / digest.hex() / _magnet_name(magnet)
         return self.torrents.fetch(magnet, dest, digest, peers=peers, timeout=timeout,
-                                   stall_timeout=stall_timeout, progress=progress)
+                                   stall_timeout=stall_timeout, progress=progress,
+                                   max_bytes=max_bytes)
 
     def decrypt(self, ciphertext: Path | str, key: bytes | None = None, *,
                 wrapped_key: bytes | None = None, private_key: bytes | str | None = None,
@@ -159,13 +162,15 @@ class Delivery:
     def fetch(self, magnet: str, content_hash: bytes | str, key: bytes | None = None, *,
               wrapped_key: bytes | None = None, private_key: bytes | str | None = None,
               peers: Iterable[Peer] = (), timeout: float = 600.0, stall_timeout: float = 30.0,
-              progress: Progress | None = None, dest: Path | str | None = None) -> Path:
+              progress: Progress | None = None, dest: Path | str | None = None,
+              max_bytes: int | None = None) -> Path:
         """Fetch by magnet, verify against ``content_hash`` (from chain), decrypt; returns the
         plaintext path. Give ``key``, or ``wrapped_key`` (+ ``private_key`` unless the node was
         built with one). The key is checked first, so a wrong key costs no download."""
         resolved = self._resolve_key(key, wrapped_key, private_key)
         ct = self.fetch_ciphertext(magnet, content_hash, peers=peers, timeout=timeout,
-                                   stall_timeout=stall_timeout, progress=progress)
+                                   stall_timeout=stall_timeout, progress=progress,
+                                   max_bytes=max_bytes)
         return self.decrypt(ct, resolved, dest=dest)
 
     def _resolve_key(self, key: bytes | None, wrapped_key: bytes | None,

@@ -52,6 +52,13 @@ def new_key() -> bytes:
     return AESGCM.generate_key(bit_length=256)
 
 
+def ciphertext_size(plaintext_size: int, chunk_size: int = DEFAULT_CHUNK) -> int:
+    """Exact size of the encrypted form of ``plaintext_size`` bytes (header + one tag per
+    chunk): what a fetcher may expect before downloading."""
+    chunks = max(1, -(-plaintext_size // chunk_size))
+    return HEADER_LEN + plaintext_size + TAG_LEN * chunks
+
+
 def _check_key(key: bytes) -> None:
     if not isinstance(key, bytes | bytearray) or len(key) != KEY_LEN:
         n = len(key) if isinstance(key, bytes | bytearray) else type(key).__name__

@@ -325,12 +325,14 @@ class TorrentSession:
     def fetch(self, magnet: str, dest: Path | str, content_hash: bytes | str, *,
               peers: Iterable[Peer] = (), timeout: float = 600.0,
               stall_timeout: float = 30.0, progress: Progress | None = None,
-              keep_seeding: bool = True) -> Path:
+              max_bytes: int | None = None, keep_seeding: bool = True) -> Path:
         """Download the magnet's file and put it at ``dest`` once its SHA-256 matches.
 
-        ``dest`` is a file path. Raises FetchTimeout (nothing received for ``stall_timeout`` s,
-        or not done in ``timeout`` s; partial data stays under ``<state>/partial`` for a later
-        retry), ContentHashMismatch (the partial data is deleted) or TorrentError.
+        ``dest`` is a file path. ``max_bytes`` refuses a torrent announcing a bigger file (the
+        size is known from the job's manifest) before any payload is downloaded. Raises
+        FetchTimeout (nothing received for ``stall_timeout`` s, or not done in ``timeout`` s;
+        partial data stays under ``<state>/partial`` for a later retry), ContentHashMismatch
+        (the partial data is deleted) or TorrentError.
         """
         expected = normalize_hash(content_hash)
         dest = Path(dest)
@@ -348,7 +350,7 @@ class TorrentSession:
             if dest.is_file() and sha256_file(dest) == expected:
                 return dest
             h = self._fetch_handle(key, atp)
-            ti = self._wait(h, key, peers, timeout, stall_timeout, progress)
+            ti = self._wait(h, key, peers, timeout, stall_timeout, progress, max_bytes)
             return self._finish(h, key, ti, dest, expected, keep_seeding)
 
     def _fetch_handle(self, key: str, atp: lt.add_torrent_params) -> lt.torrent_handle:
@@ -363,9 +365,11 @@ class TorrentSession:
         return self._add(atp)
 
     def _wait(self, h: lt.torrent_handle, key: str, peers: list[Peer], timeout: float,
-              stall_timeout: float, progress: Progress | None) -> lt.torrent_info:
+              stall_timeout: float, progress: Progress | None,
+              max_bytes: int | None) -> lt.torrent_info:
         start = last_progress = time.monotonic()
-        last_done, last_connect = -1, 0.0
+        last_mark: tuple[bool, int] = (False, -1)
+        last_connect = 0.0
         while True:
             now = time.monotonic()
             st = h.status()
@@ -376,10 +380,12 @@ class TorrentSession:
             done = st.total_wanted_done
             if st.state in _CHECKING:  # resume data being applied: done is not known yet
                 last_progress = now
-            elif done != last_done:
-                last_done, last_progress = done, now
-                if progress is not None and st.has_metadata:
-                    progress(done, st.total_wanted)
+            elif (st.has_metadata, done) != last_mark:  # metadata arriving counts as progress
+                last_mark, last_progress = (st.has_metadata, done), now
+                if st.has_metadata:
+                    self._check_size(key, st, max_bytes)
+                    if progress is not None:
+                        progress(done, st.total_wanted)
             if st.is_seeding or (st.has_metadata and st.state == lt.torrent_status.seeding):
                 return h.torrent_file()
             if now - last_connect > RECONNECT_EVERY_S and st.num_peers == 0:
@@ -392,6 +398,13 @@ class TorrentSession:
                 raise FetchTimeout(f"fetch of {key} not complete after {timeout:.0f} s "
                                    f"({done}/{st.total_wanted} bytes)")
             time.sleep(POLL_S)
+
+    def _check_size(self, key: str, st: lt.torrent_status, max_bytes: int | None) -> None:
+        if max_bytes is not None and st.total_wanted > max_bytes:
+            self.remove(key)
+            shutil.rmtree(self._partial_dir / key, ignore_errors=True)
+            raise TorrentError(f"torrent {key} announces {st.total_wanted} bytes, more than the "
+                               f"{max_bytes} expected; refused before downloading")
 
     @staticmethod
     def _stall_message(key: str, st: lt.torrent_status, peers: list[Peer], s: float) -> str:

@@ -13,6 +13,7 @@ from morphware.runtime.delivery.crypto import (
     TAG_LEN,
     DecryptionError,
     KeyWrapError,
+    ciphertext_size,
     decrypt_bytes,
     decrypt_file,
     encrypt_bytes,
@@ -30,7 +31,7 @@ def test_round_trip(size: int) -> None:
     key, data = new_key(), os.urandom(size)
     ct = encrypt_bytes(data, key, chunk_size=CHUNK)
     n_chunks = max(1, -(-size // CHUNK))
-    assert len(ct) == HEADER_LEN + size + TAG_LEN * n_chunks
+    assert len(ct) == HEADER_LEN + size + TAG_LEN * n_chunks == ciphertext_size(size, CHUNK)
     assert decrypt_bytes(ct, key) == data
 
 

@@ -12,8 +12,18 @@ from pathlib import Path
 
 import pytest
 from morphware.runtime.delivery import Delivery
-from morphware.runtime.delivery.crypto import DecryptionError, KeyWrapError, new_key
-from morphware.runtime.delivery.torrent import ContentHashMismatch, FetchTimeout, sha256_file
+from morphware.runtime.delivery.crypto import (
+    DecryptionError,
+    KeyWrapError,
+    ciphertext_size,
+    new_key,
+)
+from morphware.runtime.delivery.torrent import (
+    ContentHashMismatch,
+    FetchTimeout,
+    TorrentError,
+    sha256_file,
+)
 
 MB = 1 << 20
 
@@ -218,3 +228,39 @@ def test_concurrent_fetches(nodes, make_file) -> None:
     assert out[0] == out[1]
     for p, src in zip(out, [srcs[0], srcs[0], srcs[1], srcs[2]], strict=True):
         assert p.read_bytes() == src.read_bytes()
+
+
+def test_oversized_torrent_refused_before_download(nodes, make_file) -> None:
+    a, b = nodes("a"), nodes("b")
+    pubd = a.publish(make_file(2 * MB))
+    with pytest.raises(TorrentError, match="more than the 1048576 expected"):
+        b.fetch_ciphertext(pubd.magnet, pubd.content_hash, max_bytes=MB, timeout=30)
+    assert _files_under(b.root / "store") == []
+    assert _files_under(b.torrents.state_dir / "partial") == []
+    exact = ciphertext_size(2 * MB)
+    assert exact == pubd.size
+    assert b.fetch_ciphertext(pubd.magnet, pubd.content_hash, max_bytes=exact, timeout=30)
+
+
+def test_bad_magnet(nodes) -> None:
+    with pytest.raises(TorrentError, match="not a valid magnet link"):
+        nodes("b").fetch_ciphertext("magnet:?dn=nothing", b"\0" * 32, timeout=1)
+
+
+def test_magnet_name_cannot_escape(nodes) -> None:
+    from morphware.runtime.delivery.api import _magnet_name
+
+    assert _magnet_name("magnet:?xt=urn:btih:00&dn=..%2F..%2Fetc%2Fpasswd") == "passwd"
+    assert _magnet_name("magnet:?xt=urn:btih:00&dn=..") == "artifact.enc"
+    assert _magnet_name("magnet:?xt=urn:btih:00") == "artifact.enc"
+
+
+def test_public_swarm_settings() -> None:
+    from morphware.runtime.delivery.torrent import TorrentSession
+
+    pub = TorrentSession._settings("0.0.0.0:6881", "0.0.0.0", True, 0)
+    assert pub["enable_dht"] and "outgoing_interfaces" not in pub
+    lo = TorrentSession._settings("127.0.0.1:0", "127.0.0.1", False, 0)
+    assert not lo["enable_dht"] and not lo["enable_lsd"] and lo["outgoing_interfaces"] == \
+        "127.0.0.1"
+    assert not lo["enable_outgoing_utp"] and not lo["enable_incoming_utp"]
