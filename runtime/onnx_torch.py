@@ -23,6 +23,7 @@ import numpy as np
 import onnx
 import torch
 import torch.nn.functional as F
+from morphware.runtime.safe_io import input_shape  # noqa: F401  (re-exported)
 from onnx import numpy_helper
 from torch import nn
 
@@ -504,14 +505,6 @@ def to_torch(model: onnx.ModelProto | str | Path) -> OnnxModule:
 
         model = load_onnx(model)
     return OnnxModule(model)
-
-
-def input_shape(model: onnx.ModelProto) -> list[int | None]:
-    """The first graph input's shape; symbolic or unknown dimensions are None."""
-    init_names = {t.name for t in model.graph.initializer}
-    inp = next(i for i in model.graph.input if i.name not in init_names)
-    return [d.dim_value if d.HasField("dim_value") else None
-            for d in inp.type.tensor_type.shape.dim]
 
 
 def export_onnx(module: OnnxModule, example: torch.Tensor, path: str | Path,

@@ -8,6 +8,7 @@ worker loop) can report it precisely and stay up.
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -134,3 +135,24 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
             raise OnnxModelError(f"{path}: initializer {init.name!r} uses external data; "
                                  "send a self-contained model")
     return check_onnx(model, str(path))
+
+
+def input_shape(model: onnx.ModelProto) -> list[int | None]:
+    """The first graph input's shape; symbolic or unknown dimensions are None."""
+    init_names = {t.name for t in model.graph.initializer}
+    inp = next(i for i in model.graph.input if i.name not in init_names)
+    return [d.dim_value if d.HasField("dim_value") else None
+            for d in inp.type.tensor_type.shape.dim]
+
+
+def prepare_inputs(x: np.ndarray, shape: list[int | None], source: str) -> np.ndarray:
+    """Float32 inputs shaped like the model's input; a flat sample is reshaped when the element
+    counts agree (an 8x8 image stored as 64 features), anything else is a DatasetError."""
+    x = np.asarray(x, dtype=np.float32)
+    want = shape[1:]
+    if not want or any(d is None for d in want) or list(x.shape[1:]) == want:
+        return x
+    if math.prod(x.shape[1:]) == math.prod(want):  # type: ignore[arg-type]
+        return x.reshape(len(x), *want)  # type: ignore[arg-type]
+    raise DatasetError(f"{source}: samples of shape {tuple(x.shape[1:])} do not fit the model "
+                       f"input {tuple(want)}")

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from morphware.runtime.safe_io import DatasetError, load_onnx, load_xy
+from morphware.runtime.safe_io import (
+    DatasetError,
+    input_shape,
+    load_onnx,
+    load_xy,
+    prepare_inputs,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -84,19 +90,6 @@ def make_optimizer(recipe: TrainingRecipe, params: Any) -> torch.optim.Optimizer
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=recipe.momentum, weight_decay=wd)
     raise TrainingError(f"unknown optimizer {recipe.optimizer!r}; known: adam, adamw, sgd")
-
-
-def prepare_inputs(x: np.ndarray, shape: list[int | None], source: str) -> np.ndarray:
-    """Float32 inputs shaped like the model's input; a flat sample is reshaped when the element
-    counts agree (an 8x8 image stored as 64 features), anything else is a DatasetError."""
-    x = np.asarray(x, dtype=np.float32)
-    want = shape[1:]
-    if not want or any(d is None for d in want) or list(x.shape[1:]) == want:
-        return x
-    if math.prod(x.shape[1:]) == math.prod(want):  # type: ignore[arg-type]
-        return x.reshape(len(x), *want)  # type: ignore[arg-type]
-    raise DatasetError(f"{source}: samples of shape {tuple(x.shape[1:])} do not fit the model "
-                       f"input {tuple(want)}")
 
 
 def prepare_targets(y: np.ndarray, loss: str, source: str) -> np.ndarray:
@@ -212,7 +205,7 @@ def train_onnx(onnx_path: str | Path, train_npz: str | Path, recipe: TrainingRec
     model to ``out_onnx``. With ``checkpoint``, state is saved there after every epoch and, if
     the file exists, training resumes from it (same recipe required)."""
     import torch
-    from morphware.runtime.onnx_torch import export_onnx, input_shape, to_torch
+    from morphware.runtime.onnx_torch import export_onnx, to_torch
 
     t0 = time.perf_counter()
     name, device = _torch_device(backend)

@@ -101,9 +101,12 @@ class ProgramBackend(Backend):
     def predict(self, model: onnx.ModelProto, x: np.ndarray,
                 calib: np.ndarray | None = None) -> np.ndarray:
         from morphware.compiler import execute
+        from morphware.runtime.safe_io import input_shape, prepare_inputs
 
         self.require(model)
-        x = np.asarray(x, dtype=np.float32)
-        program = self.compile(model, x if calib is None else np.asarray(calib, np.float32))
+        shape = input_shape(model)
+        x = prepare_inputs(x, shape, "inputs")
+        calib = x if calib is None else prepare_inputs(calib, shape, "calibration inputs")
+        program = self.compile(model, calib)
         out = execute(program, x, backend=self.gemm_engine())
         return np.asarray(out, dtype=np.float32)

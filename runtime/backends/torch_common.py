@@ -25,8 +25,8 @@ class TorchBackend(Backend):
     def predict(self, model: onnx.ModelProto, x: np.ndarray,
                 calib: np.ndarray | None = None) -> np.ndarray:
         import torch
-        from morphware.runtime.onnx_torch import input_shape, to_torch
-        from morphware.runtime.training import prepare_inputs
+        from morphware.runtime.onnx_torch import to_torch
+        from morphware.runtime.safe_io import input_shape, prepare_inputs
 
         self.require(model)
         x = prepare_inputs(x, input_shape(model), "inputs")

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -30,11 +29,12 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from morphware.runtime.evaluation import MetricError
     from morphware.runtime.jobspec import JobSpecError
     from morphware.runtime.onnx_torch import UnsupportedOpError
+    from morphware.runtime.packaging import PackagingError
     from morphware.runtime.safe_io import UnsafeInputError
     from morphware.runtime.training import TrainingError
 
     return (CompileError, BackendError, MetricError, JobSpecError, UnsupportedOpError,
-            UnsafeInputError, TrainingError)
+            UnsafeInputError, TrainingError, PackagingError)
 
 
 def _fail(e: BaseException) -> typer.Exit:
@@ -43,35 +43,20 @@ def _fail(e: BaseException) -> typer.Exit:
 
 
 def model_to_onnx(spec: JobSpec, out: Path) -> Path:
-    """The job's model as ONNX: the .onnx itself, or ``build_model(**hparams)`` of its .py
-    exported with a dynamic batch axis."""
+    """The job's model as ONNX: the .onnx itself, or its .py/.ipynb's ``build_model(**hparams)``
+    exported by the requester's packaging (same seed, same export as a real job)."""
     if spec.model.kind == "onnx":
         return spec.model.source
-    if spec.model.kind != "py":
-        raise typer.BadParameter(f"{spec.model.source}: .{spec.model.kind} models are packaged "
-                                 "by the requester flow; convert it to .py or export ONNX")
     import warnings
 
-    import torch
+    from morphware.runtime.packaging import build_model, export_onnx
 
-    mod_spec = importlib.util.spec_from_file_location("morphware_job_model", spec.model.source)
-    if mod_spec is None or mod_spec.loader is None:
-        raise typer.BadParameter(f"{spec.model.source}: cannot be imported")
-    module = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(module)
-    if not callable(getattr(module, "build_model", None)):
-        raise typer.BadParameter(f"{spec.model.source}: defines no build_model(**hparams)")
-    torch.manual_seed(spec.training.seed)
-    net = module.build_model(**spec.model.hparams).eval()
-    example = torch.zeros(1, *(spec.model.input_shape or ()))
-    path = out / "model.onnx"
+    assert spec.model.input_shape is not None  # jobspec requires it for .py/.ipynb
     out.mkdir(parents=True, exist_ok=True)
+    net = build_model(spec.model.source, spec.model.hparams, seed=spec.training.seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(net, (example,), str(path), dynamo=False, input_names=["x"],
-                          output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
-                          do_constant_folding=False)
-    return path
+        return export_onnx(net, spec.model.input_shape, out / "model.onnx")
 
 
 def train(
