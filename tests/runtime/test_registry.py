@@ -66,3 +66,16 @@ def test_profile_is_measured_then_cached(tmp_path: Path, monkeypatch: pytest.Mon
     assert (tmp_path / "profile-cpu.json").is_file()
     assert cpu.profile() == p1  # from the cache, not re-measured
     assert cpu.profile(refresh=True, min_seconds=0.05).measured_at > p1.measured_at
+
+
+def test_program_backend_profile_and_array(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MORPHWARE_CACHE", str(tmp_path))
+    golden = get_backend("golden")
+    if not golden.available()[0]:
+        pytest.skip(golden.available()[1])
+    small = golden.with_array("4x4")
+    assert small.params.rows == 4 and golden.params.rows == 8  # type: ignore[attr-defined]
+    prof = small.profile(min_seconds=0.05)
+    assert prof.backend == "golden" and prof.samples_per_s > 0
+    with pytest.raises(BackendError, match="like 8x8"):
+        golden.with_array("eight")

@@ -97,3 +97,25 @@ def test_mismatched_data_is_a_clear_error(digits_onnx: Path, tmp_path: Path) -> 
 def test_training_backend_must_train(digits_onnx: Path, digits_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(TrainingError, match="cannot train|not usable"):
         train_onnx(digits_onnx, digits_data[0], SMALL, tmp_path / "o.onnx", backend="golden")
+
+
+def test_cnn_with_batchnorm_trains_from_flat_images(tmp_path: Path, export_module,  # type: ignore[no-untyped-def]
+                                                    digits_data) -> None:
+    """A CNN (Conv/BN/Relu/Flatten/Gemm) takes the flat 64-feature digits as 1x8x8 images; its
+    BatchNorm statistics move during training and the export carries them."""
+    import onnx
+    from morphware.compiler import zoo
+    from onnx import numpy_helper
+
+    net, example = zoo.cnn_bn()
+    src = export_module(net, example, tmp_path / "cnn.onnx")
+    train = _subset(digits_data[0], tmp_path / "sub.npz", n=256)
+    res = train_onnx(src, train, replace(SMALL, epochs=2), tmp_path / "out.onnx", backend="cpu")
+    assert res.loss_curve[1] < res.loss_curve[0]
+    stats = {t.name: numpy_helper.to_array(t) for t in onnx.load(res.onnx_path).graph.initializer
+             if "running_mean" in t.name}
+    before = net[1].running_mean.detach().numpy()
+    assert stats and not any(np.allclose(v, before) for v in stats.values())
+    acc_cpu = evaluate(res.onnx_path, digits_data[1], "accuracy", backend="cpu")
+    acc_golden = evaluate(res.onnx_path, digits_data[1], "accuracy", backend="golden")
+    assert acc_cpu > 0.3 and abs(acc_golden - acc_cpu) <= 0.05
