@@ -20,6 +20,7 @@ class FpgaBackend(ProgramBackend):
     description = "compiled Program with GEMMs on the systolic array in a PYNQ FPGA overlay"
     executor = "fpga"
     profile_batch = 256
+    _driver: Any = None
 
     def available(self) -> tuple[bool, str]:
         ok, why = super().available()
@@ -49,10 +50,12 @@ class FpgaBackend(ProgramBackend):
         return manifest
 
     def gemm_engine(self) -> Any:
+        """The driver of the overlay, loaded once (downloading a bitstream takes seconds)."""
         from morphware.runtime.backends.fpga_driver import FpgaDriver, PynqIO
 
-        manifest = self._overlay_manifest()
-        return FpgaDriver(PynqIO.load(manifest), self.params)
+        if self._driver is None:
+            self._driver = FpgaDriver(PynqIO.load(self._overlay_manifest()), self.params)
+        return self._driver
 
 
 BACKEND = FpgaBackend
