@@ -12,6 +12,7 @@ sizes, the metric and threshold, the training recipe, and SHA-256 hashes of the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -88,7 +89,7 @@ def _load_module(path: Path) -> types.ModuleType:
         if path.suffix.lower() == ".ipynb":
             mod = types.ModuleType(name)
             mod.__file__ = str(path)
-            exec(compile(_notebook_code(path), str(path), "exec"), mod.__dict__)  # noqa: S102
+            exec(compile(_notebook_code(path), str(path), "exec"), mod.__dict__)
             return mod
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
@@ -102,7 +103,8 @@ def _load_module(path: Path) -> types.ModuleType:
         raise PackagingError(f"{path.name} failed while loading: {type(e).__name__}: {e}"
                              ) from e
     finally:
-        sys.path.remove(str(path.parent))
+        with contextlib.suppress(ValueError):  # the user's code may have edited sys.path
+            sys.path.remove(str(path.parent))
 
 
 def build_model(source: Path, hparams: Mapping[str, Any], seed: int | None = None) -> Any:
