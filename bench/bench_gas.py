@@ -27,6 +27,7 @@ def _setup(n_workers: int, n_validators: int) -> tuple[Any, Any, list[Any], list
     req, workers, validators = clients[0], clients[1:1 + n_workers], clients[1 + n_workers:]
     for w in workers:
         w.register(Role.WORKER, 10 * TOKEN)
+        w.deposit(20 * TOKEN)  # a working balance in the market that bid stakes come from
     for v in validators:
         v.register(Role.VALIDATOR, 10 * TOKEN)
     return chain, req, workers, validators, ChainControl(chain.w3)
@@ -63,9 +64,8 @@ def _one_job(req: Any, workers: list[Any], validators: list[Any], ctl: Any) -> l
     winner.submit_result(job, b"\x22" * 32, "magnet:?xt=urn:btih:" + "c" * 40)
     note("submit_result (+ draw)", winner)
     drawn = [v for v in validators if v.address in req.validators_of(job)]
-    for v in drawn:
-        req.release_test_key(job, v.address, b"\xcd" * 129)
-        note("release_test_key", req)
+    req.release_test_keys(job, {v.address: b"\xcd" * 129 for v in drawn})
+    note("release_test_keys", req)
     metric = to_fixed(0.95)
     vsalts = []
     for v in drawn:
@@ -74,10 +74,13 @@ def _one_job(req: Any, workers: list[Any], validators: list[Any], ctl: Any) -> l
     for i, (v, s) in enumerate(zip(drawn, vsalts, strict=True)):
         v.reveal_metric(job, metric, s)
         note("reveal_metric (+ settle)" if i == len(drawn) - 1 else "reveal_metric", v)
-    for c in [req, *workers, *drawn]:
-        if c.balance():
+    for c in [req, winner, *drawn]:
+        c.withdraw()
+        note("withdraw (payee)", c)
+    for c in workers:
+        if c.balance():  # losing bidders: their bid stakes came back to their internal balance
             c.withdraw()
-            note("withdraw", c)
+            note("withdraw (losing bidder)", c)
     return gas
 
 
@@ -92,14 +95,21 @@ def run(quick: bool = False) -> Report:
         for name, gs in per.items()
     ]
     total = sum(g for _, g in calls)
-    to_settle = sum(g for n, g in calls if n != "withdraw")
-    rows.append({"call": "TOTAL (post .. last withdrawal)", "count": len(calls), "gas each (mean)":
-                 total // len(calls), "gas total": total})
+    to_settle = sum(g for n, g in calls if not n.startswith("withdraw"))
+    payees = total - sum(per["withdraw (losing bidder)"])
+    n_payee_calls = len(calls) - len(per["withdraw (losing bidder)"])
+    rows.append({"call": "TOTAL, payees withdraw", "count": n_payee_calls,
+                 "gas each (mean)": payees // n_payee_calls, "gas total": payees})
+    rows.append({"call": "TOTAL, every party withdraws", "count": len(calls),
+                 "gas each (mean)": total // len(calls), "gas total": total})
     notes = [
-        f"posting to settlement: {to_settle:,} gas; withdrawals: {total - to_settle:,} gas "
-        f"({len(per['withdraw'])} parties, each withdrawing everything it is owed)",
-        "every transaction pays the 21,000 base; escrow and bid stakes are pulled through a "
-        "standing token allowance (approve is one-time setup, not counted)",
+        f"posting to settlement: {to_settle:,} gas in {len(calls) - 9} transactions; "
+        "finalize runs inside release_key and settle inside the last reveal_metric",
+        "payees = requester (refund), worker (price + stake back), 3 validators (fees); losing "
+        "bidders get their stake back into their market balance at reveal and normally reuse it",
+        "every transaction pays the 21,000 base (29 transactions: 609,000 gas before any work); "
+        "the requester's escrow is pulled through a standing allowance, bid stakes come from the "
+        "workers' market balances (approve and deposit are one-time setup, not counted)",
         "reference: the original Morphware contracts spend ~2.08 M gas on 5 bidders and one unpaid "
         "validator",
     ]
@@ -107,6 +117,7 @@ def run(quick: bool = False) -> Report:
         name="gas",
         tables=[Table(title="one job: 5 bidders, 3 validators (eth-tester / py-evm)", rows=rows,
                       notes=notes)],
-        targets={f"total <= {TARGET:,} gas": total <= TARGET},
-        meta={"total_gas": total, "to_settlement_gas": to_settle},
+        targets={f"job total, every party withdraws <= {TARGET:,} gas": total <= TARGET,
+                 f"job total, payees withdraw <= {TARGET:,} gas": payees <= TARGET},
+        meta={"total_gas": total, "payees_gas": payees, "to_settlement_gas": to_settle},
     )

@@ -302,8 +302,14 @@ class MarketClient:
         """Publish the data key wrapped for the winner (finalizes the auction first if due)."""
         return self._market("release_key", job, wrapped_key)
 
-    def release_test_key(self, job: int, validator: str, wrapped_key: bytes) -> Receipt:
-        return self._market("release_test_key", job, to_checksum_address(validator), wrapped_key)
+    def release_test_keys(self, job: int, wrapped: dict[str, bytes]) -> Receipt:
+        """Publish the test-set key wrapped for every drawn validator ({address: wrapped key})."""
+        drawn = self.validators_of(job)
+        missing = [v for v in drawn if v not in wrapped]
+        if missing or len(wrapped) != len(drawn):
+            raise ValueError(f"need a wrapped key for exactly the drawn validators {drawn}; "
+                             f"missing {missing}, given {sorted(wrapped)}")
+        return self._market("release_test_keys", job, [wrapped[v] for v in drawn])
 
     # bidder / worker
     def commit_bid(self, job: int, price: int, salt: bytes | None = None) -> bytes:
@@ -404,6 +410,15 @@ class MarketClient:
         for e in self.events(name="ValidatorsDrawn", job=job):
             return list(e.args["validators"])
         return []
+
+    def test_key_for(self, job: int, validator: str) -> bytes | None:
+        """The test-set key the requester wrapped for ``validator`` (None until released)."""
+        drawn = [a.lower() for a in self.validators_of(job)]
+        if validator.lower() not in drawn:
+            return None
+        for e in self.events(name="TestKeysReleased", job=job):
+            return e.args["wrapped_keys"][drawn.index(validator.lower())]
+        return None
 
     def pubkey_of(self, address: str) -> bytes:
         """The encryption key ``address`` registered (latest registration), from event data."""

@@ -164,10 +164,9 @@ event ValidatorsDrawn:
     validators: DynArray[address, MAX_VALIDATORS]
     commit_deadline: uint256
 
-event TestKeyReleased:
+event TestKeysReleased:
     job: indexed(uint256)
-    validator: indexed(address)
-    wrapped_key: Bytes[1024]
+    wrapped_keys: DynArray[Bytes[256], MAX_VALIDATORS]
 
 event MetricCommitted:
     job: indexed(uint256)
@@ -491,13 +490,16 @@ def release_key(job: uint256, wrapped_key: Bytes[1024]):
 
 
 @external
-def release_test_key(job: uint256, validator: address, wrapped_key: Bytes[1024]):
-    """@notice Requester only: publish the test-set key wrapped for one drawn validator."""
+def release_test_keys(job: uint256, wrapped_keys: DynArray[Bytes[256], MAX_VALIDATORS]):
+    """
+    @notice Requester only, during validation: publish the test-set key wrapped for each drawn
+            validator, in the order of the ValidatorsDrawn event (one transaction for all).
+    """
     c: Core = self._load_core(job)
     assert msg.sender == c.requester, "market: only the requester"
     assert c.phase == COMMIT or c.phase == REVEAL, "market: job not in validation"
-    assert self._vslot[job][validator] != empty(bytes32), "market: not a selected validator"
-    log TestKeyReleased(job=job, validator=validator, wrapped_key=wrapped_key)
+    assert len(wrapped_keys) == c.k, "market: need one wrapped key per drawn validator"
+    log TestKeysReleased(job=job, wrapped_keys=wrapped_keys)
 
 
 # ---------------------------------------------------------------- bidders

@@ -268,10 +268,18 @@ def test_metric_from_non_selected_validator(m: Market) -> None:
         outsider_validator.commit_metric(job, to_fixed(0.9))
     with pytest.raises(ContractError, match="not a selected validator"):
         m.workers[0].commit_metric(job, to_fixed(0.9))
-    with pytest.raises(ContractError, match="not a selected validator"):
-        req.release_test_key(job, outsider_validator.address, b"k")
-    r = req.release_test_key(job, next(iter(chosen)), b"test-key")
-    assert r.events[0].name == "TestKeyReleased"
+    with pytest.raises(ValueError, match="drawn validators"):
+        req.release_test_keys(job, {outsider_validator.address: b"k"})
+    with pytest.raises(ContractError, match="one wrapped key per drawn validator"):
+        req._market("release_test_keys", job, [b"k"])
+    keys = {v: v.encode() for v in chosen}
+    with pytest.raises(ContractError, match="only the requester"):
+        m.requesters[1].release_test_keys(job, keys)
+    r = req.release_test_keys(job, keys)
+    assert r.events[0].name == "TestKeysReleased"
+    for v in chosen:
+        assert req.test_key_for(job, v) == v.encode()
+    assert req.test_key_for(job, outsider_validator.address) is None
 
 
 def test_metric_reveal_rules(m: Market) -> None:
