@@ -136,16 +136,19 @@ def _inference_table(quick: bool, tmp: Path) -> Table:
         t0 = time.perf_counter()
         b.predict(model, x[:1], calib=calib)  # compile (Program backends) and warm up
         compile_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        out = b.predict(model, x[:n], calib=calib)
-        dt = time.perf_counter() - t0
+        dt = float("inf")
+        for _ in range(1 if b.name == "rtl" else 5):  # best of several: a shared machine
+            t0 = time.perf_counter()
+            out = b.predict(model, x[:n], calib=calib)
+            dt = min(dt, time.perf_counter() - t0)
         acc = float((out.argmax(1) == y[:n]).mean())
         rows.append({"backend": b.name, "samples": n, "samples/s": n / dt,
                      "compile (s)": compile_s if b.capabilities().programs else "",
                      "accuracy": acc, "note": ""})
     return Table("inference on the digits test set (trained MLP 64-64-64-10)", rows,
                  ["Program backends (golden, rtl, fpga) run the int8 8x8-array program; rtl "
-                  "simulates the RTL (16 samples)", "compile: first call, includes hls4ml"])
+                  "simulates the RTL (16 samples)", "compile: first call, includes hls4ml",
+                  "samples/s: best of 5 runs over the test set (rtl: one run)"])
 
 
 def run(quick: bool = False) -> Report:

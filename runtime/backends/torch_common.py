@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import hashlib
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from morphware.runtime.backends.base import Backend, Capabilities
@@ -15,6 +16,9 @@ BATCH = 1024
 
 class TorchBackend(Backend):
     """A torch device running the ONNX->torch converter's module, in float32."""
+
+    def __init__(self) -> None:
+        self._modules: dict[str, Any] = {}
 
     def capabilities(self) -> Capabilities:
         from morphware.runtime.onnx_torch import supported_ops
@@ -31,7 +35,12 @@ class TorchBackend(Backend):
         self.require(model)
         x = prepare_inputs(x, input_shape(model), "inputs")
         device = self.torch_device()
-        module = to_torch(model).to(device).eval()
+        key = hashlib.sha256(model.SerializeToString()).hexdigest()
+        module = self._modules.get(key)
+        if module is None:  # converted once per model: profiles and repeated calls reuse it
+            module = to_torch(model).to(device).eval()
+            self._modules = {key: module}
+
         outs = []
         with torch.inference_mode():
             for i in range(0, len(x), BATCH):
