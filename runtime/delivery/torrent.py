@@ -121,6 +121,8 @@ class TorrentSession:
         self._closed = threading.Event()
         host = listen.rsplit(":", 1)[0]
         self._session = lt.session(self._settings(listen, host, dht, upload_rate_limit))
+        if self._session.listen_port() == 0:
+            raise TorrentError(f"cannot listen on {listen} (port in use, or no such address)")
         self._restore()
         self._alert_thread = threading.Thread(target=self._alert_loop, name="torrent-alerts",
                                               daemon=True)
@@ -147,6 +149,9 @@ class TorrentSession:
             "upload_rate_limit": upload_rate_limit,
             "local_upload_rate_limit": upload_rate_limit,
             "user_agent": "morphware/0.1",
+            # an explicit port is this node's address (in its magnets): fail rather than drift
+            "max_retry_port_bind": 0,
+            "listen_system_port_fallback": False,
             # peers are few and explicit: retry a refused one after 1 s, not libtorrent's 60 s
             "min_reconnect_time": 1,
         }

@@ -264,3 +264,12 @@ def test_public_swarm_settings() -> None:
     assert not lo["enable_dht"] and not lo["enable_lsd"] and lo["outgoing_interfaces"] == \
         "127.0.0.1"
     assert not lo["enable_outgoing_utp"] and not lo["enable_incoming_utp"]
+
+
+def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(TorrentError, match=f"cannot listen on 127.0.0.1:{port}"):
+            Delivery(tmp_path / "x", listen=f"127.0.0.1:{port}")
