@@ -237,19 +237,21 @@ module ws_top #(
     wire [1:0]   p_idx = cnt[1:0] - R[1:0];        // 0 bias, 1 mult, 2 shift
     wire [1:0]   p_entry = pro ? 2'd0 : (tj[1:0] + 2'd1);
 
-    wire [C-1:0]    wc_we;
-    wire [C*RW-1:0] wc_row;
-    wire [C-1:0]    wc_bank;
-    wire [C*DB-1:0] wc_data;
+    // Unpacked net arrays (not wide packed buses): each element is its own net, so a simulator
+    // only re-evaluates the PEs whose inputs changed (Icarus crawls on wide shared buses).
+    wire            wc_we [0:C-1];
+    wire [RW-1:0]   wc_row [0:C-1];
+    wire            wc_bank [0:C-1];
+    wire [DB-1:0]   wc_data [0:C-1];
 
     genvar r, c;
     generate
         for (c = 0; c < C; c = c + 1) begin : g_wcol
             if (c == 0) begin : g_first
                 assign wc_we[0] = w_we0;
-                assign wc_row[RW-1:0] = w_row0;
+                assign wc_row[0] = w_row0;
                 assign wc_bank[0] = w_bank0;
-                assign wc_data[DB-1:0] = s_axis_w_tdata[DB-1:0];
+                assign wc_data[0] = s_axis_w_tdata[DB-1:0];
             end else begin : g_delay
                 reg            we_q;
                 reg [RW-1:0]   row_q;
@@ -263,29 +265,31 @@ module ws_top #(
                         we_q <= wc_we[c-1];
                     end
                     if (adv) begin
-                        row_q <= wc_row[(c-1)*RW +: RW];
+                        row_q <= wc_row[c-1];
                         bank_q <= wc_bank[c-1];
                         dl[0] <= s_axis_w_tdata[c*32 +: DB];
                         for (k = 1; k < c; k = k + 1) dl[k] <= dl[k-1];
                     end
                 end
                 assign wc_we[c] = we_q && adv;
-                assign wc_row[c*RW +: RW] = row_q;
+                assign wc_row[c] = row_q;
                 assign wc_bank[c] = bank_q;
-                assign wc_data[c*DB +: DB] = dl[c-1];
+                assign wc_data[c] = dl[c-1];
             end
         end
     endgenerate
 
     // ---------------------------------------------------------------- input skew and the array
     /* verilator lint_off UNUSEDSIGNAL */  // the last column's activation outputs
-    wire [R*(C+1)*DB-1:0]  a_bus;
-    wire [R*(C+1)-1:0]     s_bus;
+    wire [DB-1:0]  a_w [0:R*(C+1)-1];
+    wire           s_w [0:R*(C+1)-1];
     /* verilator lint_on UNUSEDSIGNAL */
-    wire [(R+1)*C*ACC-1:0] p_bus;
-    assign p_bus[C*ACC-1:0] = {(C*ACC){1'b0}};
+    wire [ACC-1:0] p_w [0:(R+1)*C-1];
 
     generate
+        for (c = 0; c < C; c = c + 1) begin : g_top
+            assign p_w[c] = {ACC{1'b0}};
+        end
         for (r = 0; r < R; r = r + 1) begin : g_skew
             reg [DB:0] sk [0:r];
             integer k;
@@ -295,44 +299,44 @@ module ws_top #(
                     for (k = 1; k <= r; k = k + 1) sk[k] <= sk[k-1];
                 end
             end
-            assign a_bus[(r*(C+1))*DB +: DB] = sk[r][DB-1:0];
-            assign s_bus[r*(C+1)] = sk[r][DB];
+            assign a_w[r*(C+1)] = sk[r][DB-1:0];
+            assign s_w[r*(C+1)] = sk[r][DB];
         end
         for (r = 0; r < R; r = r + 1) begin : g_row
             for (c = 0; c < C; c = c + 1) begin : g_col
                 ws_pe #(.DB(DB), .ACC(ACC)) pe (
                     .clk(aclk),
                     .en(adv),
-                    .a_in(a_bus[(r*(C+1)+c)*DB +: DB]),
-                    .sel_in(s_bus[r*(C+1)+c]),
-                    .ps_in(p_bus[(r*C+c)*ACC +: ACC]),
-                    .we(wc_we[c] && (wc_row[c*RW +: RW] == r[RW-1:0])),
+                    .a_in(a_w[r*(C+1)+c]),
+                    .sel_in(s_w[r*(C+1)+c]),
+                    .ps_in(p_w[r*C+c]),
+                    .we(wc_we[c] && (wc_row[c] == r[RW-1:0])),
                     .wbank(wc_bank[c]),
-                    .wdata(wc_data[c*DB +: DB]),
-                    .a_out(a_bus[(r*(C+1)+c+1)*DB +: DB]),
-                    .sel_out(s_bus[r*(C+1)+c+1]),
-                    .ps_out(p_bus[((r+1)*C+c)*ACC +: ACC])
+                    .wdata(wc_data[c]),
+                    .a_out(a_w[r*(C+1)+c+1]),
+                    .sel_out(s_w[r*(C+1)+c+1]),
+                    .ps_out(p_w[(r+1)*C+c])
                 );
             end
         end
     endgenerate
 
     // ---------------------------------------------------------------- output de-skew
-    wire [C*ACC-1:0] res;
+    wire [ACC-1:0] res [0:C-1];
     generate
         for (c = 0; c < C; c = c + 1) begin : g_deskew
             if (c == C - 1) begin : g_direct
-                assign res[c*ACC +: ACC] = p_bus[(R*C+c)*ACC +: ACC];
+                assign res[c] = p_w[R*C+c];
             end else begin : g_delay
                 reg [ACC-1:0] dl [0:C-2-c];
                 integer k;
                 always @(posedge aclk) begin
                     if (adv) begin
-                        dl[0] <= p_bus[(R*C+c)*ACC +: ACC];
+                        dl[0] <= p_w[R*C+c];
                         for (k = 1; k <= C - 2 - c; k = k + 1) dl[k] <= dl[k-1];
                     end
                 end
-                assign res[c*ACC +: ACC] = dl[C-2-c];
+                assign res[c] = dl[C-2-c];
             end
         end
     endgenerate
@@ -372,7 +376,7 @@ module ws_top #(
     wire [C*ACC-1:0] acc_sum;
     generate
         for (c = 0; c < C; c = c + 1) begin : g_sum
-            assign acc_sum[c*ACC +: ACC] = res[c*ACC +: ACC]
+            assign acc_sum[c*ACC +: ACC] = res[c]
                 + (t_ac[1] ? {ACC{1'b0}} : acc_rd[c*ACC +: ACC]);
         end
     endgenerate
