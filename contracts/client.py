@@ -353,14 +353,20 @@ class MarketClient:
 
     # ------------------------------------------------------------ reads
 
-    def _view(self, fn: str, *args: Any) -> Any:
-        """Call a market view; a revert (e.g. an unknown job) raises ContractError."""
+    def _view(self, fn: str, *args: Any, contract: Any = None) -> Any:
+        """Call a view (market by default) under the chain lock; a revert (e.g. an unknown job)
+        raises ContractError."""
+        target = self.market if contract is None else contract
         try:
-            return getattr(self.market.functions, fn)(*args).call()
+            with lock_for(self.w3):
+                return getattr(target.functions, fn)(*args).call()
         except Exception as exc:
             if "revert" not in str(exc).lower():
                 raise
             raise ContractError(revert_reason(exc), fn) from None
+
+    def _who(self, address: str | None) -> str:
+        return to_checksum_address(address or self.address)
 
     def job(self, job: int) -> JobState:
         v = self._view("job", job)
@@ -371,19 +377,18 @@ class MarketClient:
         return int(self._view("job_held", job))
 
     def job_count(self) -> int:
-        return int(self.market.functions.job_count().call())
+        return int(self._view("job_count"))
 
     def account_info(self, address: str | None = None) -> AccountInfo:
-        free, stake, unlock_at, roles = self.market.functions.account(
-            to_checksum_address(address or self.address)).call()
+        free, stake, unlock_at, roles = self._view("account", self._who(address))
         return AccountInfo(free, stake, unlock_at, Role(roles))
 
     def balance(self, address: str | None = None) -> int:
         """Free internal balance in the market (withdrawable)."""
-        return int(self.market.functions.balance_of(to_checksum_address(address or self.address)).call())
+        return int(self._view("balance_of", self._who(address)))
 
     def stake(self, address: str | None = None) -> int:
-        return int(self.market.functions.stake_of(to_checksum_address(address or self.address)).call())
+        return int(self._view("stake_of", self._who(address)))
 
     def holdings(self, addresses: list[str]) -> int:
         """Free balances plus stakes of ``addresses`` (at most 256), in one call."""
@@ -392,18 +397,18 @@ class MarketClient:
         return int(self._view("holdings", [to_checksum_address(a) for a in addresses]))
 
     def token_balance(self, address: str | None = None) -> int:
-        return int(self.token.functions.balanceOf(to_checksum_address(address or self.address)).call())
+        return int(self._view("balanceOf", self._who(address), contract=self.token))
 
     def pool(self) -> list[str]:
         """Validators currently eligible for draws."""
-        n = int(self.market.functions.pool_size().call())
-        return [self.market.functions.pool(i).call() for i in range(n)]
+        n = int(self._view("pool_size"))
+        return [self._view("pool", i) for i in range(n)]
 
     def metrics(self, job: int) -> list[int]:
         return [int(m) for m in self._view("metrics", job)]
 
     def validator_slot(self, job: int, validator: str) -> bytes:
-        return bytes(self.market.functions.validator_slot(job, to_checksum_address(validator)).call())
+        return bytes(self._view("validator_slot", job, to_checksum_address(validator)))
 
     def validators_of(self, job: int) -> list[str]:
         """The validators drawn for ``job`` (empty before the result is in)."""
