@@ -117,7 +117,7 @@ class TorrentSession:
         self._handles: dict[str, lt.torrent_handle] = {}
         self._errors: dict[str, str] = {}
         self._fetch_locks: dict[str, threading.Lock] = {}
-        self._resume_answers = 0  # save_resume_data (failed) alerts seen; save_state waits on it
+        self._resume_answers: dict[str, int] = {}  # resume-data answers per torrent (save_state)
         self._closed = threading.Event()
         host = listen.rsplit(":", 1)[0]
         self._session = lt.session(self._settings(listen, host, dht, upload_rate_limit))
@@ -201,16 +201,18 @@ class TorrentSession:
         for a in alerts:
             if isinstance(a, lt.save_resume_data_alert):
                 self._write_resume(a.params)
-                with self._lock:
-                    self._resume_answers += 1
+                self._count_answer(_key(a.params.info_hashes))
             elif isinstance(a, lt.save_resume_data_failed_alert):
-                with self._lock:
-                    self._resume_answers += 1
+                self._count_answer(_key(a.handle.info_hashes()))
             elif isinstance(a, lt.torrent_error_alert | lt.file_error_alert):
                 key = _key(a.handle.info_hashes())
                 with self._lock:
                     self._errors[key] = a.message()
                 log.warning("torrent %s: %s", key, a.message())
+
+    def _count_answer(self, key: str) -> None:
+        with self._lock:
+            self._resume_answers[key] = self._resume_answers.get(key, 0) + 1
 
     def _write_resume(self, params: lt.add_torrent_params) -> None:
         key = _key(params.info_hashes)
@@ -222,31 +224,33 @@ class TorrentSession:
         tmp.write_bytes(lt.write_resume_data_buf(params))
         os.replace(tmp, path)
 
-    def _request_resume_data(self, flush: bool = False) -> int:
+    def _request_resume_data(self, flush: bool = False) -> dict[str, int]:
+        """Ask every torrent for resume data; returns each one's answer count before asking.
+        Periodic requests skip unchanged torrents; ``flush`` ones (save_state) ask them all."""
         with self._lock:
-            handles = list(self._handles.values())
+            handles = dict(self._handles)
+            before = dict(self._resume_answers)
         flags = lt.torrent_handle.save_info_dict
-        if flush:
-            flags |= lt.torrent_handle.flush_disk_cache
-        n = 0
-        for h in handles:
+        flags |= lt.torrent_handle.flush_disk_cache if flush else lt.torrent_handle.only_if_modified
+        asked = {}
+        for key, h in handles.items():
             if h.is_valid():
                 h.save_resume_data(flags)
-                n += 1
-        return n
+                asked[key] = before.get(key, 0)
+        return asked
 
     def save_state(self, timeout: float = 10.0) -> None:
-        """Write fast-resume data for every torrent now; waits (bounded) until it is on disk."""
-        with self._lock:
-            before = self._resume_answers
-        n = self._request_resume_data(flush=True)
+        """Write fast-resume data for every torrent now; waits (bounded) until each one has
+        written resume data since this call (at worst a periodic save a moment older)."""
+        asked = self._request_resume_data(flush=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self._alert_thread.is_alive():  # closing: consume the alerts here
                 self._session.wait_for_alert(100)
                 self._handle_alerts(self._session.pop_alerts())
             with self._lock:
-                if self._resume_answers - before >= n:
+                if all(self._resume_answers.get(k, 0) > n or k not in self._handles
+                       for k, n in asked.items()):
                     return
             time.sleep(POLL_S / 5)
         log.warning("fast-resume data not saved for every torrent within %.0f s", timeout)
