@@ -145,7 +145,7 @@ def _load_checkpoint(path: Path, recipe: TrainingRecipe) -> dict[str, Any]:
         raise TrainingError(f"{path}: not a version-{CHECKPOINT_VERSION} training checkpoint")
     if state["recipe"] != recipe.to_dict():
         raise TrainingError(f"{path}: checkpoint was written for a different recipe "
-                            f"{state['recipe']}; refusing to resume")
+                            f"{state['recipe']}; refusing to resume (delete it to start over)")
     return state
 
 
