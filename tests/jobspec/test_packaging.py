@@ -183,3 +183,28 @@ def test_extra_arrays_do_not_travel(job: Path) -> None:
     pkg = package_job(load_job(job / "job.toml"), job / "out")
     with np.load(pkg.train, allow_pickle=False) as z:
         assert sorted(z.files) == ["x", "y"]
+
+
+def test_regression_targets_must_match_the_output(job: Path) -> None:
+    text = _job("m.py", "[4]", 'loss = "mse"\n').replace(
+        'name = "accuracy"\nthreshold = 0.5', 'name = "mse"\nthreshold = 0.5')
+    (job / "job.toml").write_text(text)
+    rng = np.random.default_rng(1)
+    for name in ("train", "test"):
+        np.savez(job / f"{name}.npz", x=rng.random((10, 4), dtype=np.float32),
+                 y=rng.random((10, 3), dtype=np.float32))
+    pkg = package_job(load_job(job / "job.toml"), job / "out")
+    assert pkg.manifest["metric"]["higher_is_better"] is False
+    np.savez(job / "train.npz", x=rng.random((10, 4), dtype=np.float32),
+             y=rng.random((10, 2), dtype=np.float32))
+    with pytest.raises(PackagingError, match=re.escape("y has per-sample shape [2], the model "
+                                                       "outputs [3]")):
+        package_job(load_job(job / "job.toml"), job / "out")
+
+
+def test_declared_shape_must_match_an_onnx_model(digits_pkg, job: Path) -> None:
+    shutil.copy(digits_pkg.model, job / "given.onnx")
+    (job / "job.toml").write_text(_job("given.onnx", "[4]"))
+    with pytest.raises(PackagingError, match=re.escape("[model].input_shape [4] differs from "
+                                                       "the model's input [64]")):
+        package_job(load_job(job / "job.toml"), job / "out")
