@@ -137,7 +137,12 @@ class JobTerms:
 
 @dataclass(frozen=True)
 class JobState:
-    """A job as the contract stores it (``price`` is the leading ask, then the clearing price)."""
+    """A job as the contract stores it.
+
+    ``deadline`` is the current phase's deadline (for BIDDING, the bid deadline; reveals run until
+    ``deadline + reveal_window``). ``winner``/``price`` are the leading ask while bidding, then the
+    winner and the clearing price. ``second_price``, ``n_bids`` and ``n_bid_reveals`` are only
+    kept while bidding (0 afterwards). ``n_validators`` becomes the number actually drawn."""
 
     job: int
     requester: str

@@ -646,7 +646,7 @@ def settle(job: uint256):
     """@notice Anyone, after the metric reveal window (or once every committed metric is revealed)."""
     c: Core = self._sync_validation(self._load_core(job), self._load_terms(job))
     assert c.phase != CLOSED, "market: job already closed"
-    assert c.phase == REVEAL, "market: job not in validation"
+    assert c.phase == REVEAL, "market: job not in the metric reveal phase"
     assert block.timestamp > c.deadline or c.n_vreveal == c.n_vcommit, "market: reveal window still open"
     self._settle(job, c)
 

@@ -321,7 +321,7 @@ def test_settle_too_early(m: Market) -> None:
     job = req.post_job(terms(n_validators=2))
     run_to_validation(m.ctl, req, job, {m.workers[0]: 10 * TOKEN})
     a, b = drawn(m, job)
-    with pytest.raises(ContractError, match="not in validation"):
+    with pytest.raises(ContractError, match="not in the metric reveal phase"):
         req.settle(job)
     sa = a.commit_metric(job, to_fixed(0.9))
     b.commit_metric(job, to_fixed(0.9))
