@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
-from morphware.runtime.backends.base import Backend, BackendError
+from morphware.runtime.backends.base import Backend, BackendError, HardwareProfile
 
 if TYPE_CHECKING:
     import onnx
@@ -106,3 +106,10 @@ def status() -> list[BackendStatus]:
         rows.append(BackendStatus(b.name, ok, why, b.priority, caps.train, caps.programs,
                                   b.description))
     return rows
+
+
+def profile_for(task: str, model: onnx.ModelProto | None = None,
+                refresh: bool = False) -> HardwareProfile:
+    """The measured (cached) throughput of the backend ``select_backend(task, model)`` picks:
+    what a worker quotes its bids from."""
+    return select_backend(task, model).profile(refresh=refresh)

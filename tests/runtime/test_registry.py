@@ -79,3 +79,13 @@ def test_program_backend_profile_and_array(tmp_path: Path, monkeypatch: pytest.M
     assert prof.backend == "golden" and prof.samples_per_s > 0
     with pytest.raises(BackendError, match="like 8x8"):
         golden.with_array("eight")
+
+
+def test_profile_for_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from morphware.runtime.backends.registry import profile_for
+
+    monkeypatch.setenv("MORPHWARE_CACHE", str(tmp_path))
+    (tmp_path / f"profile-{select_backend('train').name}.json").write_text(
+        '{"backend": "cpu", "samples_per_s": 5.0, "macs_per_s": 45000.0, "measured_at": 1.0}')
+    prof = profile_for("train")
+    assert prof.samples_per_s == 5.0  # the cached measurement is what bids use
