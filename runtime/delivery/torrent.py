@@ -86,6 +86,14 @@ def magnet_with_peers(magnet: str, peers: Iterable[Peer]) -> str:
     return magnet + "".join(f"&x.pe={host}:{port}" for host, port in peers)
 
 
+def infohash_of(magnet: str) -> str:
+    """The torrent key (v1 infohash, hex) a magnet names: what ``stats``/``remove`` take."""
+    try:
+        return _key(lt.parse_magnet_uri(magnet).info_hashes)
+    except Exception as e:  # noqa: BLE001 - libtorrent raises RuntimeError subtypes
+        raise TorrentError(f"not a valid magnet link: {magnet[:80]!r}: {e}") from None
+
+
 def _key(ih: lt.info_hash_t) -> str:
     """A stable text key for a torrent: its v1 infohash (hex), else its v2 one."""
     return str(ih.v1) if ih.has_v1() else str(ih.v2)
@@ -217,8 +225,11 @@ class TorrentSession:
     def _write_resume(self, params: lt.add_torrent_params) -> None:
         key = _key(params.info_hashes)
         with self._lock:
-            if key not in self._handles:
-                return  # removed meanwhile
+            h = self._handles.get(key)
+        if h is None or not h.is_valid():
+            return  # removed meanwhile
+        if os.path.abspath(h.save_path()) != os.path.abspath(params.save_path):
+            return  # a late answer from before a verified download moved to its final place
         path = self._resume_dir / f"{key}.resume"
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(lt.write_resume_data_buf(params))

@@ -22,6 +22,7 @@ from morphware.runtime.delivery.torrent import (
     ContentHashMismatch,
     FetchTimeout,
     TorrentError,
+    infohash_of,
     sha256_file,
 )
 
@@ -273,3 +274,20 @@ def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
         port = s.getsockname()[1]
         with pytest.raises(TorrentError, match=f"cannot listen on 127.0.0.1:{port}"):
             Delivery(tmp_path / "x", listen=f"127.0.0.1:{port}")
+
+
+def test_fetched_artifact_is_reseeded_after_restart(nodes, make_file) -> None:
+    """A recipient seeds what it fetched, from its final place, across restarts: a third node
+    gets it after the original seeder is gone."""
+    src = make_file(2 * MB)
+    a, b = nodes("a"), nodes("b")
+    pubd = a.publish(src)
+    ct = b.fetch_ciphertext(pubd.magnet, pubd.content_hash, timeout=30)
+    a.close()
+    b.close()
+    b2 = nodes("b")
+    st = b2.torrents.stats(infohash_of(pubd.magnet))  # restored from resume data
+    assert st.is_seeding and Path(st.save_path) == ct.parent
+    c = nodes("c")
+    out = c.fetch(pubd.magnet, pubd.content_hash, key=pubd.key, peers=[b2.address], timeout=30)
+    assert out.read_bytes() == src.read_bytes()
