@@ -373,6 +373,17 @@ class MarketClient:
     def _who(self, address: str | None) -> str:
         return to_checksum_address(address or self.address)
 
+    def now(self) -> int:
+        """The timestamp the next transaction would see (the pending block's): compare deadlines
+        with this, not with the wall clock (eth-tester chains travel in time)."""
+        with lock_for(self.w3):
+            return int(self.w3.eth.get_block("pending")["timestamp"])
+
+    def block_number(self) -> int:
+        """The latest block; poll ``events(from_block=last + 1)`` with it."""
+        with lock_for(self.w3):
+            return int(self.w3.eth.block_number)
+
     def job(self, job: int) -> JobState:
         v = self._view("job", job)
         winner = v[16] if v[16] != ZERO_ADDRESS else None

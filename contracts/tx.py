@@ -54,7 +54,7 @@ def _gas_limit(w3: Any, call: Any, params: dict[str, Any]) -> int:
     if is_embedded(w3) and hasattr(call, "call"):
         call.call(params, block_identifier="pending")
         return EMBEDDED_GAS
-    return int(call.estimate_gas(params) * GAS_HEADROOM) + 10_000
+    return int(call.estimate_gas(params, block_identifier="pending") * GAS_HEADROOM) + 10_000
 
 
 def send(w3: Any, account: LocalAccount, call: Any, label: str, value: int = 0) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -71,3 +72,28 @@ def test_full_job_on_anvil(anvil_url: str, tmp_path) -> None:
             c.withdraw()
     stakes = sum(c.stake() for c in clients)
     assert req.token_balance(dep.market) == stakes
+
+
+def test_deadlines_follow_wall_clock_on_anvil_without_new_blocks(anvil_url: str) -> None:
+    """A node acting after a deadline on an idle chain must not be judged by the last block's
+    timestamp: transactions are checked against the pending block."""
+    from web3 import Web3
+
+    w3 = Web3(Web3.HTTPProvider(anvil_url))
+    accounts = anvil_accounts(10)
+    dep = deploy(w3, accounts[0], min_stake=MIN_STAKE)
+    req, w = (MarketClient(w3, dep, a) for a in accounts[8:10])
+    for c in (req, w):
+        c.faucet(200 * TOKEN)
+        c.approve()
+    w.register(Role.WORKER, MIN_STAKE)
+    job = req.post_job(terms(bid_window=1, reveal_window=30))
+    salt = w.commit_bid(job, TOKEN)
+    deadline = req.job(job).deadline
+    for _ in range(50):  # bounded: at most ~5 s
+        if req.now() > deadline:
+            break
+        time.sleep(0.1)
+    assert w3.eth.get_block("latest")["timestamp"] <= deadline  # no block since the deadline
+    w.reveal_bid(job, TOKEN, salt)
+    assert req.job(job).n_bid_reveals == 1

@@ -518,3 +518,10 @@ def test_clients_share_one_chain_from_threads(m: Market) -> None:
         t.join(timeout=30)
     assert not errors
     assert m.requesters[0].job(job).n_bids == len(m.workers)
+
+
+def test_now_is_the_pending_block_time_after_time_travel(m: Market) -> None:
+    before = m.deployer.now()
+    m.ctl.advance_time(500)
+    assert m.deployer.now() >= before + 500
+    assert m.deployer.block_number() >= 1
