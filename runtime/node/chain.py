@@ -150,7 +150,8 @@ class Market(ABC):
     def release_key(self, job_id: int, wrapped: bytes) -> None: ...
 
     @abstractmethod
-    def release_test_key(self, job_id: int, validator: str, wrapped: bytes) -> None: ...
+    def release_test_keys(self, job_id: int, wrapped: dict[str, bytes]) -> None:
+        """One wrapped test-set key per drawn validator ({address: blob}), in one call."""
 
     @abstractmethod
     def submit_result(self, job_id: int, magnet: str, content_hash: bytes) -> None: ...
@@ -235,8 +236,8 @@ class Locked(Market):
     def release_key(self, job_id: int, wrapped: bytes) -> None:
         self._call(self._inner.release_key, job_id, wrapped)
 
-    def release_test_key(self, job_id: int, validator: str, wrapped: bytes) -> None:
-        self._call(self._inner.release_test_key, job_id, validator, wrapped)
+    def release_test_keys(self, job_id: int, wrapped: dict[str, bytes]) -> None:
+        self._call(self._inner.release_test_keys, job_id, wrapped)
 
     def slash_validator(self, job_id: int, validator: str) -> None:
         self._call(self._inner.slash_validator, job_id, validator)

@@ -163,6 +163,7 @@ class Node:
             start = end + 1
         for role in self.roles.values():
             role.tick()
+        log.debug("[%s] polled up to block %d", self.name, head)
 
     # -- helpers for roles --------------------------------------------------------------------
 

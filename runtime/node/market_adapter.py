@@ -210,8 +210,11 @@ class ContractsMarket(Market):
         self.client.release_key(job_id, wrapped)
 
     @_refusals
-    def release_test_key(self, job_id: int, validator: str, wrapped: bytes) -> None:
-        self.client.release_test_key(job_id, validator, wrapped)
+    def release_test_keys(self, job_id: int, wrapped: dict[str, bytes]) -> None:
+        try:
+            self.client.release_test_keys(job_id, wrapped)
+        except ValueError as e:  # not exactly the drawn validators
+            raise MarketError(str(e)) from e
 
     @_refusals
     def submit_result(self, job_id: int, magnet: str, content_hash: bytes) -> None:

@@ -10,7 +10,7 @@ Phases in the store (role "requester")::
 
 The artifact keys never leave this node unwrapped: the winner's bundle (model, training set,
 recipe) goes on chain with ``release_key``; each validator's bundle (test set) with
-``release_test_key``. Every step checks the chain first, so repeating one is harmless.
+``release_test_keys``. Every step checks the chain first, so repeating one is harmless.
 """
 
 from __future__ import annotations
@@ -85,10 +85,8 @@ class Requester(Role):
             return
         if ev.name == "ResultSubmitted":
             record_result(self.store, ev)
-        elif ev.name == "TestKeyReleased":
-            sent = set(row.facts.get("test_keys_sent", []))
-            sent.add(str(ev.args.get("validator", "")).lower())
-            self.store.upsert_job(ev.job_id, self.name, test_keys_sent=sorted(sent))
+        elif ev.name == "TestKeysReleased":
+            self.store.upsert_job(ev.job_id, self.name, test_keys_released=True)
         elif ev.name in ("BidCommitted", "BidRevealed"):
             key = "bids" if ev.name == "BidCommitted" else "revealed_bids"
             seen = dict(row.facts.get(key, {}))
@@ -220,18 +218,16 @@ class Requester(Role):
         return "working"
 
     def _validating(self, job: JobRow, cj: ChainJob) -> str:
-        sent = set(self.store.job(job.job_id, self.name).facts.get("test_keys_sent", []))
+        row = self.store.job(job.job_id, self.name)
         if cj.status in (Status.COMMIT, Status.REVEAL):
-            for v in cj.validators:
-                if v.lower() in sent:
-                    continue
-                blob = wrap_bundle(self._keys(job.job_id, ARTIFACTS_FOR_VALIDATORS),
-                                   self.market.pubkey_of(v))
-                if self.node.act("release_test_key", job.job_id,
-                                 lambda v=v, blob=blob:
-                                 self.market.release_test_key(job.job_id, v, blob)):
-                    sent.add(v.lower())
-                    self.store.upsert_job(job.job_id, self.name, test_keys_sent=sorted(sent))
+            if cj.validators and not (row and row.facts.get("test_keys_released")):
+                keys = self._keys(job.job_id, ARTIFACTS_FOR_VALIDATORS)
+                blobs = {v: wrap_bundle(keys, self.market.pubkey_of(v)) for v in cj.validators}
+                if self.node.act("release_test_keys", job.job_id,
+                                 lambda: self.market.release_test_keys(job.job_id, blobs)):
+                    self.store.upsert_job(job.job_id, self.name, test_keys_released=True)
+                    self.node.emit("requester.test_keys_released", job=job.job_id,
+                                   validators=len(blobs))
             if self.market.now() > cj.deadline:
                 self.node.act("advance", job.job_id, lambda: self.market.advance(job.job_id))
             cj = self.node.chain_job(job.job_id)

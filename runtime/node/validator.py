@@ -7,7 +7,8 @@ Phases in the store (role "validator")::
           -> revealed -> done (fee withdrawn)
     drawn/evaluated -> missed (the window closed first)
 
-The test-set key arrives on chain (``TestKeyReleased``, wrapped for this node); the trained
+The test-set key arrives on chain (``TestKeysReleased``: one blob per drawn validator, in draw
+order; ours is wrapped for this node); the trained
 model's key from the worker's mailbox. Both inputs go through ``safe_io`` before evaluation, on
 this node's chosen backend (a compiled systolic Program on ``golden``/``rtl``/``fpga``, or
 torch on ``cpu``/``cuda``).
@@ -51,12 +52,14 @@ class Validator(Role):
         elif ev.name == "ValidatorsDrawn":
             drawn = [str(v).lower() for v in ev.args.get("validators", [])]
             if me in drawn and self.store.job(ev.job_id, self.name) is None:
-                self.set_phase(ev.job_id, "drawn", worker=self._worker(ev.job_id))
-        elif (ev.name == "TestKeyReleased"
-              and str(ev.args.get("validator", "")).lower() == me
-              and self.store.job(ev.job_id, self.name) is not None):
-            self.store.upsert_job(ev.job_id, self.name,
-                                  test_key=bytes(ev.args.get("wrapped_key", b"")).hex())
+                self.set_phase(ev.job_id, "drawn", worker=self._worker(ev.job_id),
+                               slot=drawn.index(me))
+        elif ev.name == "TestKeysReleased":
+            row = self.store.job(ev.job_id, self.name)
+            blobs = list(ev.args.get("wrapped_keys", []))
+            if row is not None and "slot" in row.facts and row.facts["slot"] < len(blobs):
+                self.store.upsert_job(ev.job_id, self.name,
+                                      test_key=bytes(blobs[row.facts["slot"]]).hex())
 
     def _worker(self, job_id: int) -> str:
         return self.node.chain_job(job_id).winner or ""

@@ -110,7 +110,7 @@ def test_requester_killed_and_restarted_mid_job_resumes(local_market, tmp_path):
     assert row.facts["outcome"] == "accepted" and Path(row.facts["model_path"]).is_file()
     client = req.market._inner.client
     assert len(client.events(name="KeyReleased", job=job)) == released == 1  # not done twice
-    assert len(client.events(name="TestKeyReleased", job=job)) == 3
+    assert len(client.events(name="TestKeysReleased", job=job)) == 1
 
 
 def test_result_seeder_that_vanishes_and_returns(local_market, tmp_path):

@@ -111,3 +111,22 @@ def test_peer_book_and_progress_endpoint(tmp_path):
     finally:
         http.close()
     assert fetch_progress(http.url, 3) == []  # gone: empty, no exception
+
+
+def test_key_bundle_roundtrip_fits_the_chain_and_refuses_tampering():
+    from morphware.runtime.node.keys import KeyBundleError, unwrap_bundle, wrap_bundle
+    from morphware.runtime.node.keystore import NodeKey as alice
+    k1 = alice(address="0x0", private_key=b"\x21" * 32)
+    k2 = alice(address="0x0", private_key=b"\x22" * 32)
+    keys = {"model": b"\x01" * 32, "train": b"\x02" * 32, "recipe": b"\x03" * 32}
+    blob = wrap_bundle(keys, k1.public_key)
+    assert len(blob) <= 1024 and len(wrap_bundle({"test": b"\x04" * 32}, k1.public_key)) <= 256
+    assert unwrap_bundle(blob, k1.private_key) == keys
+    with pytest.raises(KeyBundleError, match="cannot unwrap"):
+        unwrap_bundle(blob, k2.private_key)
+    bad = bytearray(blob)
+    bad[-1] ^= 1
+    with pytest.raises(KeyBundleError):
+        unwrap_bundle(bytes(bad), k1.private_key)
+    with pytest.raises(KeyBundleError, match="malformed"):
+        unwrap_bundle(blob[:-10], k1.private_key)
