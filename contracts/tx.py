@@ -51,9 +51,12 @@ def _gas_limit(w3: Any, call: Any, params: dict[str, Any]) -> int:
     executions, so a single eth_call checks for a revert instead and a fixed limit is used."""
     from .chain import is_embedded
 
-    if is_embedded(w3) and hasattr(call, "call"):
-        call.call(params, block_identifier="pending")
-        return EMBEDDED_GAS
+    if is_embedded(w3):
+        if hasattr(call, "call"):
+            call.call(params, block_identifier="pending")
+            return EMBEDDED_GAS
+        return int(call.estimate_gas(params) * GAS_HEADROOM) + 10_000  # a constructor
+    # Pending block: on an idle node its timestamp is the wall clock, not the last block's.
     return int(call.estimate_gas(params, block_identifier="pending") * GAS_HEADROOM) + 10_000
 
 
