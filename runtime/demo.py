@@ -316,7 +316,7 @@ def _result(market: LocalMarket, job_id: int, before: dict[str, int], after: dic
     return DemoResult(
         job_id=job_id, outcome=cj.outcome, winner=names.get((cj.winner or "").lower(), "-"),
         clearing_price=from_base_units(cj.price), asks=asks, metrics=metrics, payments=payments,
-        phases=phase_durations(req.store.timeline(job_id, "requester"), row.created),
+        phases=phase_durations(req.store, job_id),
         model_path=str(row.facts.get("model_path", "")),
         loss_curve=list(row.facts.get("loss_curve", [])), seconds=seconds,
         milestones=list(market.milestones))
@@ -328,9 +328,15 @@ PHASE_LABELS = {"auction": "auction (seal, reveal, finalize)",
                 "closed": "settlement + model download"}
 
 
-def phase_durations(timeline: list[tuple[str, str, float]], start: float) -> dict[str, float]:
-    """Seconds spent in each requester phase, in order."""
+def phase_durations(store: Any, job_id: int) -> dict[str, float]:
+    """Seconds spent in each requester phase, in order, starting with packaging + seeding +
+    posting (from the submission to the job on chain)."""
+    timeline = store.timeline(job_id, "requester")
     out: dict[str, float] = {}
+    row = store.job(job_id, "requester")
+    sub = store.submission(int(row.facts["local_id"])) if row and "local_id" in row.facts else None
+    if sub is not None and timeline:
+        out["package + encrypt + seed + post"] = timeline[0][2] - sub.created
     for (_, phase, at), (_, _, nxt) in zip(timeline, timeline[1:], strict=False):
         out[PHASE_LABELS.get(phase, phase)] = nxt - at
     return out

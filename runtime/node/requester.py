@@ -199,8 +199,7 @@ class Requester(Role):
             return "closed"
         if cj.status not in (Status.BIDDING, Status.REVEALING, Status.FINALIZABLE,
                              Status.AWAITING_KEY):
-            self.set_phase(job.job_id, "working", winner=cj.winner, price=cj.price,
-                           n_bids=cj.n_bids, n_bid_reveals=cj.n_bid_reveals)
+            self.set_phase(job.job_id, "working", winner=cj.winner, price=cj.price)
             return "working"
         return "auction"
 
