@@ -71,7 +71,9 @@ def resources_table(shapes: list[int]) -> Table:
         rows.append({"array": f"{s}x{s} int8", **r, "synth s (0 = cached)":
                      round(time.perf_counter() - t0, 1)})
     return Table("Resources (Yosys synth_xilinx, xc7)", rows,
-                 ["DSP_per_PE = DSP48E1 / (R*C); BRAM in 36 Kb units"])
+                 ["DSP_per_PE = DSP48E1 / (R*C); the count includes the output stage's "
+                  "32x17 multipliers (2 DSP48E1 per column), so the PEs use 1 each",
+                  "BRAM in 36 Kb units (the accumulator); latches must be 0"])
 
 
 def run(quick: bool = False) -> Report:
