@@ -114,8 +114,9 @@ class ChainControl:
         if seconds < 0:
             raise ValueError(f"cannot travel back in time ({seconds} s)")
         if self._embedded:
+            # eth-tester's time_travel(t) leaves the latest block at t - 1 (t is the pending one).
             tester = self.w3.provider.ethereum_tester
-            tester.time_travel(self.now() + max(seconds, 1))
+            tester.time_travel(self.now() + max(seconds, 1) + 1)
         else:
             self.w3.provider.make_request("evm_increaseTime", [seconds])
             self.w3.provider.make_request("evm_mine", [])
