@@ -13,6 +13,7 @@ from .chain import ChainControl, EmbeddedChain, anvil_accounts, embedded_chain, 
 from .client import (
     METRIC_SCALE,
     AccountInfo,
+    EventPoller,
     JobState,
     JobTerms,
     MarketClient,
@@ -34,7 +35,7 @@ from .tx import ContractError
 
 __all__ = [
     "METRIC_SCALE", "AccountInfo", "Artifact", "ChainControl", "ContractError", "Deployment",
-    "EmbeddedChain", "JobState", "JobTerms", "MarketClient", "MarketEvent", "Outcome", "Phase",
+    "EmbeddedChain", "EventPoller", "JobState", "JobTerms", "MarketClient", "MarketEvent", "Outcome", "Phase",
     "Receipt", "Role", "anvil_accounts", "anvil_bin", "bid_commitment", "deploy", "embedded_chain",
     "from_fixed", "load_artifact", "metric_commitment", "new_salt", "public_key_of", "start_anvil",
     "to_fixed",

@@ -476,6 +476,12 @@ class MarketClient:
             out = [e for e in out if e.job == job]
         return out
 
+    def poller(self, from_block: int | None = None, *, name: str | None = None,
+               job: int | None = None) -> EventPoller:
+        """An EventPoller starting at ``from_block`` (default: the deployment block)."""
+        start = self.deployment.block if from_block is None else from_block
+        return EventPoller(self, start, name=name, job=job)
+
     def _decode(self, log: Any) -> MarketEvent | None:
         from web3._utils.events import get_event_data
 
@@ -493,3 +499,24 @@ class MarketClient:
             name=data["event"], args=args, block_number=int(data["blockNumber"]),
             log_index=int(data["logIndex"]), tx_hash=data["transactionHash"].hex(),
         )
+
+
+class EventPoller:
+    """Incremental polling: each ``poll()`` returns the market events of the blocks mined since
+    the previous call, each event exactly once. A node keeps ``next_block`` to resume after a
+    restart."""
+
+    def __init__(self, client: MarketClient, next_block: int, *, name: str | None = None,
+                 job: int | None = None) -> None:
+        self.client = client
+        self.next_block = next_block
+        self.name = name
+        self.job = job
+
+    def poll(self) -> list[MarketEvent]:
+        head = self.client.block_number()
+        if head < self.next_block:
+            return []
+        found = self.client.events(self.next_block, head, name=self.name, job=self.job)
+        self.next_block = head + 1
+        return found

@@ -526,3 +526,18 @@ def test_now_is_the_pending_block_time_after_time_travel(m: Market) -> None:
     # eth-tester's pending block may carry the latest block's time or one second more.
     assert m.deployer.now() >= m.ctl.now() >= before + 499
     assert m.deployer.block_number() >= 1
+
+
+def test_event_poller_returns_each_event_once(m: Market) -> None:
+    req, w = m.requesters[0], m.workers[0]
+    poller = req.poller(req.block_number() + 1)
+    assert poller.poll() == []
+    job = req.post_job(terms())
+    w.commit_bid(job, TOKEN)
+    assert [e.name for e in poller.poll()] == ["JobPosted", "BidCommitted"]
+    assert poller.poll() == []
+    w.commit_bid(job, 2 * TOKEN)
+    (again,) = poller.poll()
+    assert (again.name, again.job, again.args["bidder"]) == ("BidCommitted", job, w.address)
+    only_bids = req.poller(name="BidCommitted", job=job)
+    assert len(only_bids.poll()) == 2
