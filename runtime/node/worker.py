@@ -155,11 +155,15 @@ class Worker(Role):
     def _training(self, job: JobRow, cj: ChainJob) -> None:
         from morphware.runtime.safe_io import UnsafeInputError
 
-        self.node.tasks.ensure(job.job_id, "train", lambda: self._train(job.job_id))
-        done, result, err = self.task_result(job.job_id, "train")
         if cj.status == Status.CLOSED:
             self._finish(job, cj)
             return
+        if cj.status in (Status.COMMIT, Status.REVEAL):
+            # Our result is on chain already (we crashed after sending it): carry on from there.
+            self.set_phase(job.job_id, "submitted")
+            return
+        self.node.tasks.ensure(job.job_id, "train", lambda: self._train(job.job_id))
+        done, result, err = self.task_result(job.job_id, "train")
         if not done:
             return
         if err is not None:
@@ -181,6 +185,9 @@ class Worker(Role):
 
         job = self.store.job(job_id, self.name)
         assert job is not None
+        done = self.store.artifact(job_id, "result")
+        if done is not None and done.magnet and Path(done.path).is_file():
+            return float(job.facts.get("train_seconds", 0.0))  # published before a restart
         meta = self._meta(job)
         keys = unwrap_bundle(bytes.fromhex(job.facts["wrapped_key"]), self.node.key.private_key)
         work = self.node.data_dir / "work" / str(job_id)
@@ -205,10 +212,11 @@ class Worker(Role):
         trained = train(paths["model"], paths["train"], paths["recipe"], work / "trained.onnx",
                         on_step, backend=self.node.config.train_backend)
         pub = self.node.delivery.publish(trained.model)
+        self.store.upsert_job(job_id, self.name, train_seconds=round(trained.seconds, 3))
         self.store.put_artifact(job_id, "result", magnet=pub.magnet,
                                 content_hash=pub.content_hash.hex(), key=pub.key.hex(),
                                 path=str(trained.model))
-        requester = self.node.chain_job(job_id).requester
+        requester = self.market.job(job_id).requester
         self.store.put_mail(job_id, requester, "result",
                             wrap_bundle({"result": pub.key}, meta.requester_pubkey))
         self.node.emit("worker.trained", job=job_id, backend=trained.backend,
