@@ -35,8 +35,8 @@ from .tx import ContractError
 
 __all__ = [
     "METRIC_SCALE", "AccountInfo", "Artifact", "ChainControl", "ContractError", "Deployment",
-    "EmbeddedChain", "EventPoller", "JobState", "JobTerms", "MarketClient", "MarketEvent", "Outcome", "Phase",
-    "Receipt", "Role", "anvil_accounts", "anvil_bin", "bid_commitment", "deploy", "embedded_chain",
-    "from_fixed", "load_artifact", "metric_commitment", "new_salt", "public_key_of", "start_anvil",
-    "to_fixed",
+    "EmbeddedChain", "EventPoller", "JobState", "JobTerms", "MarketClient", "MarketEvent",
+    "Outcome", "Phase", "Receipt", "Role", "anvil_accounts", "anvil_bin", "bid_commitment",
+    "deploy", "embedded_chain", "from_fixed", "load_artifact", "metric_commitment", "new_salt",
+    "public_key_of", "start_anvil", "to_fixed",
 ]

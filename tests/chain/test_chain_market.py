@@ -541,3 +541,24 @@ def test_event_poller_returns_each_event_once(m: Market) -> None:
     assert (again.name, again.job, again.args["bidder"]) == ("BidCommitted", job, w.address)
     only_bids = req.poller(name="BidCommitted", job=job)
     assert len(only_bids.poll()) == 2
+
+
+def test_validator_may_replace_its_sealed_metric_before_the_deadline(m: Market) -> None:
+    req = m.requesters[0]
+    job = req.post_job(terms(n_validators=2))
+    run_to_validation(m.ctl, req, job, {m.workers[0]: 10 * TOKEN})
+    a, b = drawn(m, job)
+    first = a.commit_metric(job, to_fixed(0.2))
+    second = a.commit_metric(job, to_fixed(0.97))
+    assert req.job(job).n_metric_commits == 1
+    sb = b.commit_metric(job, to_fixed(0.95))
+    with pytest.raises(ContractError, match="does not match"):
+        a.reveal_metric(job, to_fixed(0.2), first)
+    a.reveal_metric(job, to_fixed(0.97), second)
+    b.reveal_metric(job, to_fixed(0.95), sb)
+    assert outcome(req, job) is Outcome.ACCEPTED
+
+
+def test_deposit_requires_an_amount(m: Market) -> None:
+    with pytest.raises(ContractError, match="nothing to deposit"):
+        m.requesters[0].deposit(0)
