@@ -1,0 +1,1 @@
+"""Vyper sources of the market (token.vy, registry.vy, market.vy), shipped as package data."""
