@@ -24,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "package",
     "node",
     "devnet",
+    "dashboard",
 ]
 
 

@@ -1,0 +1,274 @@
+// Morphware dashboard: polls the node's read-only API every second and renders the jobs table
+// and, for the selected job (#job=<id>), its phase, price, bids, metrics, payments and a live
+// loss curve (inline SVG). No dependencies, no build step.
+"use strict";
+
+const POLL_MS = 1000;
+const SVG_NS = "http://www.w3.org/2000/svg";
+const $ = (id) => document.getElementById(id);
+
+// Loss events of the selected job, fetched incrementally with ?after=<last step>.
+let loss = { jobId: null, events: [], lastStep: -1, finalCurve: null };
+let timer = null;
+
+async function getJSON(path) {
+  const r = await fetch(path, { cache: "no-store" });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.detail || `${r.status} ${r.statusText}`);
+  return body;
+}
+
+function selectedJob() {
+  const m = location.hash.match(/^#job=(\d+)$/);
+  return m ? Number(m[1]) : null;
+}
+
+function fmt(x, digits = 4) {
+  if (x === null || x === undefined) return "–";
+  if (typeof x !== "number") return String(x);
+  return Number.isInteger(x) ? String(x) : x.toPrecision(digits).replace(/\.?0+$/, "");
+}
+
+function short(addr) {
+  if (!addr) return "–";
+  const s = String(addr);
+  return s.length > 14 ? `${s.slice(0, 8)}…${s.slice(-4)}` : s;
+}
+
+function ago(t) {
+  const s = Math.max(0, Date.now() / 1000 - t);
+  if (s < 60) return `${Math.round(s)} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  return new Date(t * 1000).toLocaleString();
+}
+
+function cell(tr, text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (cls) td.className = cls;
+  tr.appendChild(td);
+  return td;
+}
+
+function phaseBadge(td, phase) {
+  td.textContent = "";
+  const span = document.createElement("span");
+  span.className = `phase ${phase || ""}`;
+  span.textContent = phase || "–";
+  td.appendChild(span);
+}
+
+function fillBody(table, rows, render) {
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  for (const row of rows) {
+    const tr = document.createElement("tr");
+    render(tr, row);
+    body.appendChild(tr);
+  }
+}
+
+// -- node and jobs -------------------------------------------------------------------------------
+
+async function refreshNode() {
+  const n = await getJSON("/api/node");
+  const who = n.address ? short(n.address) : (n.name || n.data_dir);
+  $("node-info").textContent =
+    `node ${who} · roles ${n.roles.join(", ") || "none yet"} · block ${n.last_block}`;
+}
+
+async function refreshJobs() {
+  const data = await getJSON("/api/jobs");
+  $("jobs-empty").hidden = data.jobs.length > 0;
+  fillBody($("jobs-table"), data.jobs, (tr, j) => {
+    tr.dataset.jobId = j.job_id;
+    tr.addEventListener("click", () => { location.hash = `#job=${j.job_id}`; });
+    cell(tr, `#${j.job_id}`);
+    cell(tr, j.name || "–");
+    cell(tr, Object.keys(j.roles).join(", "));
+    phaseBadge(cell(tr, ""), j.phase);
+    cell(tr, fmt(j.price), "num price");
+    cell(tr, j.outcome || "–");
+    cell(tr, String(j.loss_steps), "num");
+    cell(tr, ago(j.updated));
+  });
+  const pending = data.submissions.filter((s) => s.job_id === null);
+  $("subs").hidden = pending.length === 0;
+  fillBody($("subs-table"), pending, (tr, s) => {
+    cell(tr, String(s.local_id));
+    cell(tr, s.name || s.spec, "mono");
+    phaseBadge(cell(tr, ""), s.state);
+    cell(tr, "–");
+    cell(tr, s.error || "");
+  });
+}
+
+// -- one job -------------------------------------------------------------------------------------
+
+async function refreshJob(id) {
+  const j = await getJSON(`/api/jobs/${id}`);
+  $("job-title").textContent = `Job #${j.job_id}${j.name ? ` — ${j.name}` : ""}`;
+  phaseBadge($("job-phase"), j.phase);
+  const b = j.bids;
+  $("job-price").textContent = b.clearing_price === null ? "–" : `${fmt(b.clearing_price)} tokens`;
+  $("job-price-rule").textContent =
+    b.rule + (b.max_price !== null && b.max_price !== undefined ? ` · max ${fmt(b.max_price)}` : "");
+  $("job-winner").textContent = short(b.winner);
+  $("job-winner").title = b.winner || "";
+  renderMetricCard(j.metrics);
+  fillBody($("timeline-table"), j.timeline, (tr, t) => {
+    cell(tr, t.role);
+    phaseBadge(cell(tr, ""), t.phase);
+    cell(tr, new Date(t.at * 1000).toLocaleTimeString());
+    cell(tr, t.seconds === null ? "now" : fmt(t.seconds, 3), "num");
+  });
+  fillBody($("bids-table"), b.bids, (tr, x) => {
+    cell(tr, short(x.bidder), "mono").title = x.bidder;
+    cell(tr, x.revealed ? fmt(x.ask) : "sealed", "num");
+    cell(tr, x.winner ? "winner" : "");
+  });
+  $("own-bid").textContent = b.own_bid
+    ? `our bid: ${fmt(b.own_bid.ask)} tokens (${b.own_bid.revealed ? "revealed" : b.own_bid.committed ? "sealed" : "not sent"})`
+    : "";
+  renderMetrics(j.metrics);
+  renderPayments(j.payments);
+}
+
+function renderMetricCard(m) {
+  $("job-metric").textContent = m.median !== null
+    ? `${m.metric || "metric"} ${fmt(m.median)}` : (m.own !== null ? `${m.metric || "metric"} ${fmt(m.own)}` : "–");
+  $("job-threshold").textContent = m.threshold !== null && m.threshold !== undefined
+    ? `threshold ${m.lower_is_better ? "≤" : "≥"} ${fmt(m.threshold)}${m.outcome ? ` · ${m.outcome}` : ""}`
+    : (m.outcome || "");
+}
+
+function renderMetrics(m) {
+  fillBody($("metrics-table"), m.validators, (tr, v) => {
+    cell(tr, short(v.validator), "mono").title = v.validator;
+    cell(tr, v.metric === null ? "–" : fmt(v.metric), "num");
+  });
+  const parts = [];
+  if (m.revealed.length) parts.push(`revealed: ${m.revealed.map((x) => fmt(x)).join(", ")}`);
+  if (m.median !== null) parts.push(`median ${fmt(m.median)}`);
+  if (m.own !== null) parts.push(`ours ${fmt(m.own)}`);
+  $("metrics-summary").textContent = parts.join(" · ");
+}
+
+function renderPayments(p) {
+  const rows = [];
+  for (const [role, r] of Object.entries(p.roles)) {
+    rows.push([`${role}: withdrawn`, r.withdrawn === null ? "–" : `${fmt(r.withdrawn)} tokens`]);
+  }
+  const s = p.settlement;
+  if (s) {
+    rows.push(["worker paid", `${fmt(s.worker_paid)} tokens`]);
+    rows.push([`validator fees (${s.validators_paid} × ${fmt(s.validator_fee)})`, `${fmt(s.validator_fees)} tokens`]);
+    rows.push(["requester cost", `${fmt(s.requester_cost)} tokens`]);
+    rows.push(["refunded of escrow", `${fmt(s.refunded)} of ${fmt(s.escrowed)} tokens`]);
+  }
+  fillBody($("payments-table"), rows, (tr, [k, v]) => { cell(tr, k); cell(tr, v, "num"); });
+}
+
+// -- loss curve ----------------------------------------------------------------------------------
+
+async function refreshLoss(id) {
+  if (loss.jobId !== id) loss = { jobId: id, events: [], lastStep: -1, finalCurve: null };
+  for (let i = 0; i < 20; i++) {  // bounded catch-up when many events are pending
+    const d = await getJSON(`/api/jobs/${id}/loss?after=${loss.lastStep}`);
+    if (loss.jobId !== id) return;
+    loss.events.push(...d.events);
+    loss.lastStep = d.last_step;
+    loss.finalCurve = d.final_curve;
+    if (!d.more) break;
+  }
+  drawLoss();
+}
+
+function svg(tag, attrs, parent, text) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text !== undefined) el.textContent = text;
+  parent.appendChild(el);
+  return el;
+}
+
+function drawLoss() {
+  const chart = $("loss-chart");
+  const ev = loss.events.filter((e) => Number.isFinite(e.loss));
+  chart.replaceChildren();
+  chart.dataset.points = String(ev.length);
+  const W = 720, H = 260, L = 56, R = 12, T = 12, B = 30;
+  if (!ev.length) {
+    svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty" }, chart,
+      "no loss reported yet");
+    $("loss-status").textContent = "";
+    return;
+  }
+  const xs = ev.map((e) => e.step), ys = ev.map((e) => e.loss);
+  const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1);
+  let y0 = Math.min(...ys), y1 = Math.max(...ys);
+  if (y1 - y0 < 1e-12) { y0 -= 0.5; y1 += 0.5; }
+  const px = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
+  const py = (y) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
+  for (let i = 0; i <= 4; i++) {
+    const y = y0 + ((y1 - y0) * i) / 4;
+    svg("line", { x1: L, x2: W - R, y1: py(y), y2: py(y), class: "grid" }, chart);
+    svg("text", { x: L - 6, y: py(y) + 4, "text-anchor": "end", class: "tick" }, chart, fmt(y, 3));
+  }
+  svg("line", { x1: L, x2: L, y1: T, y2: H - B, class: "axis" }, chart);
+  svg("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, class: "axis" }, chart);
+  svg("text", { x: L, y: H - 10, class: "tick" }, chart, `step ${x0}`);
+  svg("text", { x: W - R, y: H - 10, "text-anchor": "end", class: "tick" }, chart, `step ${x1}`);
+  const pts = ev.map((e) => `${px(e.step).toFixed(1)},${py(e.loss).toFixed(1)}`).join(" ");
+  svg("polyline", { points: pts, class: "curve", id: "loss-line" }, chart);
+  let epoch = null;  // a dot where each epoch starts
+  for (const e of ev) {
+    if (e.epoch !== undefined && e.epoch !== epoch) {
+      epoch = e.epoch;
+      svg("circle", { cx: px(e.step), cy: py(e.loss), r: 2.5, class: "epoch" }, chart);
+    }
+  }
+  const last = ev[ev.length - 1];
+  $("loss-status").textContent = `${ev.length} steps · last loss ${fmt(last.loss)}` +
+    (last.epoch !== undefined ? ` · epoch ${last.epoch}` : "");
+}
+
+// -- loop ----------------------------------------------------------------------------------------
+
+function showView() {
+  const id = selectedJob();
+  $("jobs-view").hidden = id !== null;
+  $("job-view").hidden = id === null;
+}
+
+async function tick() {
+  const id = selectedJob();
+  try {
+    await refreshNode();
+    if (id === null) await refreshJobs();
+    else await Promise.all([refreshJob(id), refreshLoss(id)]);
+    $("error").hidden = true;
+    $("conn").className = "conn ok";
+  } catch (e) {
+    $("error").textContent = String(e.message || e);
+    $("error").hidden = false;
+    $("conn").className = "conn bad";
+  }
+}
+
+let generation = 0;  // a hash change starts a new loop; the old one stops at its next turn
+
+async function loop(gen) {
+  if (gen !== generation) return;
+  await tick();
+  if (gen === generation) timer = setTimeout(() => loop(gen), POLL_MS);
+}
+
+window.addEventListener("hashchange", () => {
+  showView();
+  clearTimeout(timer);
+  loop(++generation);
+});
+$("back").addEventListener("click", (e) => { e.preventDefault(); location.hash = ""; });
+showView();
+loop(generation);
