@@ -7,6 +7,8 @@ itself refuses to start on a data dir that is missing or of another schema versi
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +26,19 @@ def create_app(source: str | Path | Store) -> FastAPI:
     ``Store`` (a daemon serving its own state; the caller keeps ownership)."""
     owned = not isinstance(source, Store)
     store = open_store(source) if owned else source
-    app = FastAPI(title="Morphware node API", version="1",
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            store.close()
+
+    app = FastAPI(title="Morphware node API", version="1", lifespan=lifespan,
                   description="Read-only view of one Morphware node's state.")
     app.state.store = store
     _add_error_handler(app)
     _add_api_routes(app, store)
     _add_dashboard(app)
-    if owned:
-        app.add_event_handler("shutdown", store.close)
     return app
 
 
