@@ -7,6 +7,7 @@ driver and the output monitor here are the only Python that touches the simulati
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,7 @@ async def run_batch(dut: Any) -> None:
     if int(job.get("check_errors", 0)):
         await check_bad_configs(bus, p)
     outs: dict[str, np.ndarray] = {}
-    cycles, stalls = [], []
+    cycles, stalls, walls = [], [], []
     for i in range(int(job["count"])):
         a, w = job[f"a{i}"], job[f"w{i}"]
         bias, mult, shift = job[f"bias{i}"], job[f"mult{i}"], job[f"shift{i}"]
@@ -165,11 +166,13 @@ async def run_batch(dut: Any) -> None:
             await load_streams(dut, a, w, bias, mult, shift, p)
         await configure_and_start(bus, m, k, n, flags, p)
         budget = 40 * model + 2000
+        t0 = time.perf_counter()
         await with_timeout(RisingEdge(dut.irq), budget * 10, "ns")
+        walls.append(time.perf_counter() - t0)
         status = await bus.read(regmap.STATUS)
         assert status & regmap.STATUS_DONE and not status & regmap.STATUS_ERROR, hex(status)
         cycles.append(await bus.read(regmap.CYCLES))
         stalls.append(await bus.read(regmap.STALLS))
         outs[f"out{i}"] = read_outputs(m, n, p)
     np.savez("results.npz", cycles=np.array(cycles, dtype=np.int64),
-             stalls=np.array(stalls, dtype=np.int64), **outs)
+             stalls=np.array(stalls, dtype=np.int64), walls=np.array(walls), **outs)

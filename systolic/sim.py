@@ -52,6 +52,7 @@ class GemmResult:
     out: np.ndarray      # int64 (M x N)
     cycles: int          # the RTL's CYCLES register (equals the cycle model)
     stall_cycles: int    # cycles spent waiting on streams
+    wall_s: float = 0.0  # simulator wall time from START to DONE (excludes start-up, packing)
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,8 @@ def run_gemms(p: ArrayParams, calls: list[GemmCall], sim: str = "verilator",
             raise RuntimeError(f"{sim} simulation of {circ.name} {p.tag} failed: {fails}\n{log}")
         res = dict(np.load(work / "results.npz"))
     return [GemmResult(out=res[f"out{i}"].astype(np.int64), cycles=int(res["cycles"][i]),
-                       stall_cycles=int(res["stalls"][i])) for i in range(len(calls))]
+                       stall_cycles=int(res["stalls"][i]), wall_s=float(res["walls"][i]))
+            for i in range(len(calls))]
 
 
 def _test_env() -> dict[str, str]:
