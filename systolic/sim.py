@@ -170,6 +170,8 @@ def _failures(results_xml: Path) -> list[str]:
 def run_gemms(p: ArrayParams, calls: list[GemmCall], sim: str = "verilator",
               stress: Stress | None = None, circuit: Circuit | None = None) -> list[GemmResult]:
     """Run the commands in order in one simulation; raises RuntimeError if the simulation fails."""
+    if sim not in SIMULATORS:
+        raise ValueError(f"unknown simulator {sim!r}; choose one of {SIMULATORS}")
     if not calls:
         return []
     circ = circuit or get_circuit()
