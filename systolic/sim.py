@@ -134,11 +134,16 @@ def build(p: ArrayParams, sim: str = "verilator", circuit: Circuit | None = None
             runner = _runner(sim)
             args = ["-g2012"] if sim == "icarus" else VERILATOR_ARGS
             extra = {"MAKEFLAGS": VERILATOR_MAKEFLAGS} if sim == "verilator" else {}
-            with _environ(extra):
-                runner.build(sources=sources, hdl_toplevel=circ.sim_toplevel,
-                             parameters=circ.hdl_parameters(p), build_args=args,
-                             build_dir=build_dir, always=True, timescale=("1ns", "1ps"),
-                             log_file=build_dir / "build.log")
+            log = build_dir / "build.log"
+            try:
+                with _environ(extra):
+                    runner.build(sources=sources, hdl_toplevel=circ.sim_toplevel,
+                                 parameters=circ.hdl_parameters(p), build_args=args,
+                                 build_dir=build_dir, always=True, timescale=("1ns", "1ps"),
+                                 log_file=log)
+            except RuntimeError as e:
+                raise RuntimeError(f"{sim} build of {circ.name} {p.tag} failed ({e}); "
+                                   f"see {log}") from e
             stamp.write_text("ok\n")
     return build_dir
 
