@@ -65,11 +65,15 @@ def node_info(store: Store) -> dict[str, Any]:
         "data_dir": str(Path(store.path).parent),
         "schema_version": int(store.get_meta("schema_version") or 0),
         "last_block": store.last_block(),
-        "roles": sorted({j.role for j in jobs}, key=ROLES.index),
+        "roles": sorted({j.role for j in jobs}, key=_role_order),
         "jobs": len({j.job_id for j in jobs}),
         "submissions": len(store.submissions()),
         "now": time.time(),
     }
+
+
+def _role_order(role: str) -> tuple[int, str]:
+    return (ROLES.index(role) if role in ROLES else len(ROLES), role)
 
 
 def job_rows(store: Store, job_id: int) -> dict[str, JobRow]:

@@ -48,6 +48,14 @@ def test_node_info_names_roles_jobs_and_block(client: TestClient, store: Store) 
     assert n["data_dir"] == str(store.path.parent)
 
 
+def test_empty_node(tmp_path: Path) -> None:
+    make_store(tmp_path).close()
+    with TestClient(create_app(tmp_path)) as c:
+        n = c.get("/api/node").json()
+        assert n["roles"] == [] and n["jobs"] == 0 and n["last_block"] == -1
+        assert c.get("/api/jobs").json() == {"jobs": [], "submissions": []}
+
+
 def test_jobs_list_newest_first_with_phase_and_price(client: TestClient) -> None:
     data = client.get("/api/jobs").json()
     jobs = {j["job_id"]: j for j in data["jobs"]}

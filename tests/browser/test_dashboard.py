@@ -101,3 +101,12 @@ def test_unknown_job_shows_the_api_error(tmp_path: Path, page: Any) -> None:
         page.goto(f"{srv.url}/dashboard/#job=99")
         page.locator("#error", has_text="this node knows no job 99").wait_for()
         assert page.get_attribute("#conn", "class") == "conn bad"
+
+
+def test_empty_node_says_so(tmp_path: Path, page: Any) -> None:
+    make_store(tmp_path).close()
+    with LiveServer(tmp_path) as srv:
+        page.goto(f"{srv.url}/")
+        page.locator("#jobs-empty", has_text="knows no jobs yet").wait_for()
+        assert page.locator("#jobs-table tbody tr").count() == 0
+        assert "roles none yet" in page.inner_text("#node-info")
