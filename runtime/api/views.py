@@ -203,11 +203,13 @@ def bids_view(store: Store, job_id: int) -> dict[str, Any]:
         "winner": winner,
         "clearing_price": u.tokens(price) if price else None,
         "max_price": _terms(store, rows).get("max_price"),
-        "rule": _price_rule(len(revealed), bool(price)),
+        "rule": _price_rule(len(revealed), bool(price), "requester" in rows or "worker" in rows),
     }
 
 
-def _price_rule(n_revealed: int, cleared: bool) -> str:
+def _price_rule(n_revealed: int, cleared: bool, in_auction: bool) -> str:
+    if not in_auction:
+        return "this node took no part in the auction"
     if not cleared:
         return "not cleared yet: the winner is paid the second-lowest revealed ask"
     if n_revealed == 1:

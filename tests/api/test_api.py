@@ -143,6 +143,8 @@ def test_validator_sees_its_own_metric(tmp_path: Path) -> None:
     with TestClient(create_app(store)) as c:
         m = c.get("/api/jobs/3/metrics").json()
         assert m["own"] == 0.93 and m["metric"] == "accuracy" and m["median"] is None
+        b = c.get("/api/jobs/3/bids").json()
+        assert b["clearing_price"] is None and b["rule"] == "this node took no part in the auction"
         assert "99" * 32 not in c.get("/api/jobs/3").text
     store.close()
 

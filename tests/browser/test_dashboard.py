@@ -83,6 +83,7 @@ def test_jobs_table_then_job_with_live_loss_curve(tmp_path: Path, page: Any) -> 
         page.wait_for_function("document.getElementById('loss-chart').dataset.points === '40'",
                                timeout=5_000)
         page.locator("#job-phase .phase", has_text="done").wait_for(timeout=5_000)
+        assert len(page.get_attribute("#epoch-line", "points").split()) == 4  # 10 steps each
         assert page.locator("#metrics-table tbody tr").count() == 3
         assert "median 0.9123" in page.inner_text("#metrics-summary")
         assert "accuracy 0.9123" in page.inner_text("#job-metric")

@@ -192,6 +192,19 @@ function svg(tag, attrs, parent, text) {
   return el;
 }
 
+// Mean loss (and mean step) of each epoch, in epoch order; [] when events carry no epoch.
+function epochMeans(ev) {
+  const acc = new Map();
+  for (const e of ev) {
+    if (e.epoch === undefined) continue;
+    const a = acc.get(e.epoch) || { n: 0, step: 0, loss: 0 };
+    a.n += 1; a.step += e.step; a.loss += e.loss;
+    acc.set(e.epoch, a);
+  }
+  return [...acc.entries()].sort((x, y) => x[0] - y[0])
+    .map(([epoch, a]) => ({ epoch, step: a.step / a.n, loss: a.loss / a.n }));
+}
+
 function drawLoss() {
   const chart = $("loss-chart");
   const ev = loss.events.filter((e) => Number.isFinite(e.loss));
@@ -221,13 +234,14 @@ function drawLoss() {
   svg("text", { x: W - R, y: H - 10, "text-anchor": "end", class: "tick" }, chart, `step ${x1}`);
   const pts = ev.map((e) => `${px(e.step).toFixed(1)},${py(e.loss).toFixed(1)}`).join(" ");
   svg("polyline", { points: pts, class: "curve", id: "loss-line" }, chart);
-  let epoch = null;  // a dot where each epoch starts
-  for (const e of ev) {
-    if (e.epoch !== undefined && e.epoch !== epoch) {
-      epoch = e.epoch;
-      svg("circle", { cx: px(e.step), cy: py(e.loss), r: 2.5, class: "epoch" }, chart);
-    }
+  const means = epochMeans(ev);  // the trend through the per-step noise
+  if (means.length > 1) {
+    const mp = means.map((m) => `${px(m.step).toFixed(1)},${py(m.loss).toFixed(1)}`).join(" ");
+    svg("polyline", { points: mp, class: "epoch-line", id: "epoch-line" }, chart);
   }
+  for (const m of means) svg("circle", { cx: px(m.step), cy: py(m.loss), r: 3, class: "epoch" }, chart);
+  svg("text", { x: W - R, y: T + 12, "text-anchor": "end", class: "tick" }, chart,
+    means.length ? "blue: loss per step · orange: mean per epoch" : "loss per step");
   const last = ev[ev.length - 1];
   $("loss-status").textContent = `${ev.length} steps · last loss ${fmt(last.loss)}` +
     (last.epoch !== undefined ? ` · epoch ${last.epoch}` : "");
