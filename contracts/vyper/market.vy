@@ -56,6 +56,9 @@ SELECTED: constant(bytes32) = 0x000000000000000000000000000000000000000000000000
 REVEALED: constant(bytes32) = 0x0000000000000000000000000000000000000000000000000000000000000002
 SLASHED: constant(bytes32) = 0x0000000000000000000000000000000000000000000000000000000000000003
 
+MASK3: constant(uint256) = 2**3 - 1
+MASK4: constant(uint256) = 2**4 - 1
+MASK20: constant(uint256) = 2**20 - 1
 MASK32: constant(uint256) = 2**32 - 1
 MASK40: constant(uint256) = 2**40 - 1
 MASK64: constant(uint256) = 2**64 - 1
@@ -63,32 +66,21 @@ MASK96: constant(uint256) = 2**96 - 1
 MASK160: constant(uint256) = 2**160 - 1
 
 
+# Storage per job (each a single word; see _load_core/_store_core and the shifts below):
+#   _core:    requester 160 | phase 3 | k 4 | lower_is_better 1 | metric commits 4 | metric
+#             reveals 4 | deadline 40 | sealed bids 20 | revealed bids 20
+#   _bidterms: bid_stake 96 | max_price 96 | reveal window 32 | key window 32
+#   _terms:   validator fee 96 | threshold 64 | work window 32 | commit window 32 | metric reveal 32
+#   _auction: leader 160 | its ask 96 (after finalize: the clearing price)
+#   _second:  second-lowest ask (cleared at finalize)
 struct Core:
     requester: address
     phase: uint256
     k: uint256
     lower_is_better: bool
-    deadline: uint256
     n_vcommit: uint256
     n_vreveal: uint256
-
-struct Money:
-    max_price: uint256
-    fee: uint256
-    threshold: uint256
-
-struct Terms:
-    bid_stake: uint256
-    reveal_window: uint256
-    key_window: uint256
-    work_window: uint256
-    commit_window: uint256
-    vreveal_window: uint256
-
-struct Auction:
-    best: address
-    price: uint256
-    second: uint256
+    deadline: uint256
     n_commits: uint256
     n_reveals: uint256
 
@@ -193,10 +185,10 @@ event ValidatorSlashed:
 job_count: public(uint256)
 
 _core: HashMap[uint256, uint256]
-_money: HashMap[uint256, uint256]
+_bidterms: HashMap[uint256, uint256]
 _terms: HashMap[uint256, uint256]
 _auction: HashMap[uint256, uint256]
-_bids: HashMap[uint256, uint256]
+_second: HashMap[uint256, uint256]
 _metrics: HashMap[uint256, uint256[2]]
 _sealed: HashMap[uint256, HashMap[address, bytes32]]
 _vslot: HashMap[uint256, HashMap[address, bytes32]]
@@ -216,65 +208,27 @@ def _load_core(job: uint256) -> Core:
     assert w != 0, "market: no such job"
     return Core(
         requester=convert(w & MASK160, address),
-        phase=(w >> 160) & 255,
-        k=(w >> 168) & 255,
-        lower_is_better=(w >> 176) & 1 == 1,
-        deadline=(w >> 184) & MASK40,
-        n_vcommit=(w >> 224) & 255,
-        n_vreveal=(w >> 232) & 255,
+        phase=(w >> 160) & MASK3,
+        k=(w >> 163) & MASK4,
+        lower_is_better=(w >> 167) & 1 == 1,
+        n_vcommit=(w >> 168) & MASK4,
+        n_vreveal=(w >> 172) & MASK4,
+        deadline=(w >> 176) & MASK40,
+        n_commits=(w >> 216) & MASK20,
+        n_reveals=w >> 236,
     )
 
 
 @internal
 def _store_core(job: uint256, c: Core):
-    flags: uint256 = 0
+    flag: uint256 = 0
     if c.lower_is_better:
-        flags = 1
+        flag = 1
     self._core[job] = (
-        convert(c.requester, uint256) | (c.phase << 160) | (c.k << 168) | (flags << 176)
-        | (c.deadline << 184) | (c.n_vcommit << 224) | (c.n_vreveal << 232)
+        convert(c.requester, uint256) | (c.phase << 160) | (c.k << 163) | (flag << 167)
+        | (c.n_vcommit << 168) | (c.n_vreveal << 172) | (c.deadline << 176)
+        | (c.n_commits << 216) | (c.n_reveals << 236)
     )
-
-
-@internal
-@view
-def _load_money(job: uint256) -> Money:
-    w: uint256 = self._money[job]
-    return Money(max_price=w & MASK96, fee=(w >> 96) & MASK96, threshold=w >> 192)
-
-
-@internal
-@view
-def _load_terms(job: uint256) -> Terms:
-    w: uint256 = self._terms[job]
-    return Terms(
-        bid_stake=w & MASK96,
-        reveal_window=(w >> 96) & MASK32,
-        key_window=(w >> 128) & MASK32,
-        work_window=(w >> 160) & MASK32,
-        commit_window=(w >> 192) & MASK32,
-        vreveal_window=w >> 224,
-    )
-
-
-@internal
-@view
-def _load_auction(job: uint256) -> Auction:
-    a: uint256 = self._auction[job]
-    b: uint256 = self._bids[job]
-    return Auction(
-        best=convert(a & MASK160, address),
-        price=a >> 160,
-        second=b & MASK96,
-        n_commits=(b >> 96) & MASK32,
-        n_reveals=(b >> 128) & MASK32,
-    )
-
-
-@internal
-def _store_auction(job: uint256, a: Auction):
-    self._auction[job] = convert(a.best, uint256) | (a.price << 160)
-    self._bids[job] = a.second | (a.n_commits << 96) | (a.n_reveals << 128)
 
 
 # ---------------------------------------------------------------- helpers
@@ -287,17 +241,11 @@ def _bid_commitment(job: uint256, bidder: address, price: uint256, salt: bytes32
 
 @internal
 @view
-def _reveal_deadline(c: Core, t: Terms) -> uint256:
-    return c.deadline + t.reveal_window
-
-
-@internal
-@view
-def _finalizable(c: Core, t: Terms, a: Auction) -> bool:
+def _finalizable(c: Core, bidterms: uint256) -> bool:
     """Past the reveal window, or past bidding with every sealed bid already revealed."""
-    if block.timestamp > c.deadline + t.reveal_window:
+    if block.timestamp > c.deadline + ((bidterms >> 192) & MASK32):
         return True
-    return block.timestamp > c.deadline and a.n_commits == a.n_reveals
+    return block.timestamp > c.deadline and c.n_commits == c.n_reveals
 
 
 @internal
@@ -308,35 +256,40 @@ def _close(job: uint256, c: Core, outcome: uint256, median: uint256, n_metrics: 
 
 
 @internal
-def _finalize(job: uint256, c: Core):
-    t: Terms = self._load_terms(job)
-    m: Money = self._load_money(job)
-    a: Auction = self._load_auction(job)
+def _finalize(job: uint256, c: Core, bidterms: uint256) -> Core:
+    bid_stake: uint256 = bidterms & MASK96
+    max_price: uint256 = (bidterms >> 96) & MASK96
     # Sealed bids never revealed forfeit their stake to the requester.
-    registry._credit(c.requester, (a.n_commits - a.n_reveals) * t.bid_stake)
-    self._bids[job] = 0
-    if a.n_reveals == 0:
-        registry._credit(c.requester, m.max_price + c.k * m.fee)
+    forfeit: uint256 = (c.n_commits - c.n_reveals) * bid_stake
+    if c.n_reveals == 0:
+        fee: uint256 = self._terms[job] & MASK96
+        registry._credit(c.requester, forfeit + max_price + c.k * fee)
         log AuctionFinalized(job=job, winner=empty(address), price=0, key_deadline=0)
         self._close(job, c, NO_BIDS, 0, 0)
-        return
-    price: uint256 = m.max_price
-    if a.n_reveals >= 2:
-        price = a.second
-    registry._credit(c.requester, m.max_price - price)
-    self._auction[job] = convert(a.best, uint256) | (price << 160)
+        c.phase = CLOSED
+        return c
+    a: uint256 = self._auction[job]
+    best: address = convert(a & MASK160, address)
+    price: uint256 = max_price
+    if c.n_reveals >= 2:
+        price = self._second[job]
+        self._second[job] = 0
+    registry._credit(c.requester, forfeit + max_price - price)
+    if price != a >> 160:
+        self._auction[job] = (a & MASK160) | (price << 160)
     c.phase = AWAITING_KEY
-    c.deadline = block.timestamp + t.key_window
+    c.deadline = block.timestamp + (bidterms >> 224)
     self._store_core(job, c)
-    log AuctionFinalized(job=job, winner=a.best, price=price, key_deadline=c.deadline)
+    log AuctionFinalized(job=job, winner=best, price=price, key_deadline=c.deadline)
+    return c
 
 
 @internal
-def _sync_validation(c: Core, t: Terms) -> Core:
+def _sync_validation(job: uint256, c: Core) -> Core:
     """A commit phase whose deadline passed is the reveal phase (no transaction needed for it)."""
     if c.phase == COMMIT and block.timestamp > c.deadline:
         c.phase = REVEAL
-        c.deadline = c.deadline + t.vreveal_window
+        c.deadline = c.deadline + (self._terms[job] >> 224)
     return c
 
 
@@ -384,35 +337,43 @@ def _median(values: DynArray[uint256, MAX_VALIDATORS]) -> uint256:
 @view
 def _metric_list(job: uint256, n: uint256) -> DynArray[uint256, MAX_VALIDATORS]:
     out: DynArray[uint256, MAX_VALIDATORS] = []
-    words: uint256[2] = self._metrics[job]
+    if n == 0:
+        return out
+    w: uint256 = self._metrics[job][0]
     for i: uint256 in range(MAX_VALIDATORS):
         if i >= n:
             break
-        out.append((words[i // 4] >> (64 * (i % 4))) & MASK64)
+        if i == 4:
+            w = self._metrics[job][1]
+        out.append((w >> (64 * (i % 4))) & MASK64)
     return out
 
 
 @internal
-def _settle(job: uint256, c: Core):
-    m: Money = self._load_money(job)
-    a: Auction = self._load_auction(job)
-    stake: uint256 = self._load_terms(job).bid_stake
+def _settle(job: uint256, c: Core, terms: uint256):
+    fee: uint256 = terms & MASK96
+    stake: uint256 = self._bidterms[job] & MASK96
+    a: uint256 = self._auction[job]
+    best: address = convert(a & MASK160, address)
+    price: uint256 = a >> 160
     # Fees of validators that did not reveal go back to the requester.
-    registry._credit(c.requester, (c.k - c.n_vreveal) * m.fee)
+    refund: uint256 = (c.k - c.n_vreveal) * fee
     if c.n_vreveal == 0:
-        registry._credit(c.requester, a.price)
-        registry._credit(a.best, stake)
+        registry._credit(c.requester, refund + price)
+        registry._credit(best, stake)
         self._close(job, c, NO_VERDICT, 0, 0)
         return
     median: uint256 = self._median(self._metric_list(job, c.n_vreveal))
-    passed: bool = median >= m.threshold
+    threshold: uint256 = (terms >> 96) & MASK64
+    passed: bool = median >= threshold
     if c.lower_is_better:
-        passed = median <= m.threshold
+        passed = median <= threshold
     if passed:
-        registry._credit(a.best, a.price + stake)
+        registry._credit(c.requester, refund)
+        registry._credit(best, price + stake)
         self._close(job, c, ACCEPTED, median, c.n_vreveal)
     else:
-        registry._credit(c.requester, a.price + stake)
+        registry._credit(c.requester, refund + price + stake)
         self._close(job, c, REJECTED, median, c.n_vreveal)
 
 
@@ -451,13 +412,12 @@ def post_job(
     self.job_count = job
     c: Core = Core(
         requester=msg.sender, phase=BIDDING, k=n_validators, lower_is_better=lower_is_better,
-        deadline=block.timestamp + windows[0], n_vcommit=0, n_vreveal=0,
+        n_vcommit=0, n_vreveal=0, deadline=block.timestamp + windows[0], n_commits=0, n_reveals=0,
     )
     self._store_core(job, c)
-    self._money[job] = max_price | (validator_fee << 96) | (threshold << 192)
+    self._bidterms[job] = bid_stake | (max_price << 96) | (windows[1] << 192) | (windows[2] << 224)
     self._terms[job] = (
-        bid_stake | (windows[1] << 96) | (windows[2] << 128) | (windows[3] << 160)
-        | (windows[4] << 192) | (windows[5] << 224)
+        validator_fee | (threshold << 96) | (windows[3] << 160) | (windows[4] << 192) | (windows[5] << 224)
     )
     log JobPosted(
         job=job, requester=msg.sender, manifest_hash=manifest_hash, metric=metric,
@@ -477,16 +437,17 @@ def release_key(job: uint256, wrapped_key: Bytes[1024]):
     """
     c: Core = self._load_core(job)
     if c.phase == BIDDING:
-        assert self._finalizable(c, self._load_terms(job), self._load_auction(job)), "market: auction not over"
-        self._finalize(job, c)
-        c = self._load_core(job)
+        bidterms: uint256 = self._bidterms[job]
+        assert self._finalizable(c, bidterms), "market: auction not over"
+        c = self._finalize(job, c, bidterms)
     assert msg.sender == c.requester, "market: only the requester"
     assert c.phase == AWAITING_KEY, "market: job not awaiting the key"
     assert block.timestamp <= c.deadline, "market: key window closed"
     c.phase = WORKING
-    c.deadline = block.timestamp + self._load_terms(job).work_window
+    c.deadline = block.timestamp + ((self._terms[job] >> 160) & MASK32)
     self._store_core(job, c)
-    log KeyReleased(job=job, worker=self._load_auction(job).best, wrapped_key=wrapped_key, work_deadline=c.deadline)
+    worker: address = convert(self._auction[job] & MASK160, address)
+    log KeyReleased(job=job, worker=worker, wrapped_key=wrapped_key, work_deadline=c.deadline)
 
 
 @external
@@ -515,13 +476,15 @@ def commit_bid(job: uint256, commitment: bytes32):
     assert block.timestamp <= c.deadline, "market: bidding closed"
     assert commitment != empty(bytes32), "market: empty commitment"
     assert msg.sender != c.requester, "market: requester cannot bid"
-    registry._require_worker(msg.sender)
     previous: bytes32 = self._sealed[job][msg.sender]
     self._sealed[job][msg.sender] = commitment
     if previous == empty(bytes32):
-        registry._take(msg.sender, self._load_terms(job).bid_stake)
-        b: uint256 = self._bids[job]
-        self._bids[job] = b + (1 << 96)
+        assert c.n_commits < MASK20, "market: too many bids"
+        registry._require_worker_and_take(msg.sender, self._bidterms[job] & MASK96)
+        c.n_commits += 1
+        self._store_core(job, c)
+    else:
+        registry._require_worker(msg.sender)
     log BidCommitted(job=job, bidder=msg.sender, commitment=commitment)
 
 
@@ -529,31 +492,34 @@ def commit_bid(job: uint256, commitment: bytes32):
 def reveal_bid(job: uint256, price: uint256, salt: bytes32):
     """@notice Open a sealed bid. Bids that cannot win get their stake back at once."""
     c: Core = self._load_core(job)
-    t: Terms = self._load_terms(job)
+    bidterms: uint256 = self._bidterms[job]
     assert c.phase == BIDDING, "market: auction already finalized"
     assert block.timestamp > c.deadline, "market: bidding still open"
-    assert block.timestamp <= c.deadline + t.reveal_window, "market: reveal window closed"
+    assert block.timestamp <= c.deadline + ((bidterms >> 192) & MASK32), "market: reveal window closed"
     sealed: bytes32 = self._sealed[job][msg.sender]
     assert sealed != empty(bytes32), "market: no sealed bid"
     assert self._bid_commitment(job, msg.sender, price, salt) == sealed, "market: bid does not match commitment"
-    assert price <= self._load_money(job).max_price, "market: price above the job's maximum"
+    assert price <= (bidterms >> 96) & MASK96, "market: price above the job's maximum"
     self._sealed[job][msg.sender] = empty(bytes32)
-    a: Auction = self._load_auction(job)
-    if a.n_reveals == 0:
-        a.best = msg.sender
-        a.price = price
-    elif price < a.price or (price == a.price and convert(msg.sender, uint256) < convert(a.best, uint256)):
-        # The new bid wins (ties go to the lower address); the old leader's ask becomes the second.
-        registry._credit(a.best, t.bid_stake)
-        a.second = a.price
-        a.best = msg.sender
-        a.price = price
+    if c.n_reveals == 0:
+        self._auction[job] = convert(msg.sender, uint256) | (price << 160)
     else:
-        registry._credit(msg.sender, t.bid_stake)
-        if a.n_reveals == 1 or price < a.second:
-            a.second = price
-    a.n_reveals += 1
-    self._store_auction(job, a)
+        a: uint256 = self._auction[job]
+        best: address = convert(a & MASK160, address)
+        best_price: uint256 = a >> 160
+        if price < best_price or (price == best_price and convert(msg.sender, uint256) < a & MASK160):
+            # The new bid wins (ties go to the lower address); the old leader's ask becomes the second.
+            registry._credit(best, bidterms & MASK96)
+            self._second[job] = best_price
+            self._auction[job] = convert(msg.sender, uint256) | (price << 160)
+        else:
+            registry._credit(msg.sender, bidterms & MASK96)
+            if c.n_reveals == 1:
+                self._second[job] = price
+            elif price < self._second[job]:
+                self._second[job] = price
+    c.n_reveals += 1
+    self._store_core(job, c)
     log BidRevealed(job=job, bidder=msg.sender, price=price)
 
 
@@ -562,8 +528,9 @@ def finalize(job: uint256):
     """@notice Anyone, once the reveal window is over (or every sealed bid is revealed)."""
     c: Core = self._load_core(job)
     assert c.phase == BIDDING, "market: job not in bidding"
-    assert self._finalizable(c, self._load_terms(job), self._load_auction(job)), "market: auction not over"
-    self._finalize(job, c)
+    bidterms: uint256 = self._bidterms[job]
+    assert self._finalizable(c, bidterms), "market: auction not over"
+    self._finalize(job, c, bidterms)
 
 
 # ---------------------------------------------------------------- worker
@@ -573,23 +540,25 @@ def submit_result(job: uint256, result_hash: bytes32, magnet: String[1024]):
     """@notice Winner only, before the work deadline; draws the validators."""
     c: Core = self._load_core(job)
     assert c.phase == WORKING, "market: job not awaiting a result"
-    worker: address = self._load_auction(job).best
+    worker: address = convert(self._auction[job] & MASK160, address)
     assert msg.sender == worker, "market: only the winning worker"
     assert block.timestamp <= c.deadline, "market: work deadline passed"
     assert result_hash != empty(bytes32), "market: empty result hash"
     log ResultSubmitted(job=job, worker=worker, result_hash=result_hash, magnet=magnet)
     picked: DynArray[address, MAX_VALIDATORS] = self._draw(job, worker, c.requester, c.k)
     m: uint256 = len(picked)
-    registry._credit(c.requester, (c.k - m) * self._load_money(job).fee)
+    terms: uint256 = self._terms[job]
+    if m < c.k:
+        registry._credit(c.requester, (c.k - m) * (terms & MASK96))
     c.k = m
     if m == 0:
         log ValidatorsDrawn(job=job, validators=picked, commit_deadline=0)
-        self._settle(job, c)
+        self._settle(job, c, terms)
         return
     for v: address in picked:
         self._vslot[job][v] = SELECTED
     c.phase = COMMIT
-    c.deadline = block.timestamp + self._load_terms(job).commit_window
+    c.deadline = block.timestamp + ((terms >> 192) & MASK32)
     self._store_core(job, c)
     log ValidatorsDrawn(job=job, validators=picked, commit_deadline=c.deadline)
 
@@ -610,7 +579,7 @@ def commit_metric(job: uint256, commitment: bytes32):
         c.n_vcommit += 1
         if c.n_vcommit == c.k:
             c.phase = REVEAL
-            c.deadline = block.timestamp + self._load_terms(job).vreveal_window
+            c.deadline = block.timestamp + (self._terms[job] >> 224)
         self._store_core(job, c)
     log MetricCommitted(job=job, validator=msg.sender, commitment=commitment)
 
@@ -618,7 +587,7 @@ def commit_metric(job: uint256, commitment: bytes32):
 @external
 def reveal_metric(job: uint256, metric: uint256, salt: bytes32):
     """@notice Open the sealed metric; pays this validator's fee. The last reveal settles the job."""
-    c: Core = self._sync_validation(self._load_core(job), self._load_terms(job))
+    c: Core = self._sync_validation(job, self._load_core(job))
     assert c.phase == REVEAL, "market: job not in the metric reveal phase"
     assert block.timestamp <= c.deadline, "market: reveal window closed"
     slot: bytes32 = self._vslot[job][msg.sender]
@@ -629,12 +598,16 @@ def reveal_metric(job: uint256, metric: uint256, salt: bytes32):
     assert metric <= MASK64, "market: metric out of range"
     self._vslot[job][msg.sender] = REVEALED
     i: uint256 = c.n_vreveal
-    self._metrics[job][i // 4] = self._metrics[job][i // 4] | (metric << (64 * (i % 4)))
+    w: uint256 = 0
+    if i % 4 != 0:
+        w = self._metrics[job][i // 4]
+    self._metrics[job][i // 4] = w | (metric << (64 * (i % 4)))
     c.n_vreveal = i + 1
-    registry._credit(msg.sender, self._load_money(job).fee)
+    terms: uint256 = self._terms[job]
+    registry._credit(msg.sender, terms & MASK96)
     log MetricRevealed(job=job, validator=msg.sender, metric=metric)
     if c.n_vreveal == c.n_vcommit:
-        self._settle(job, c)
+        self._settle(job, c, terms)
     else:
         self._store_core(job, c)
 
@@ -644,42 +617,43 @@ def reveal_metric(job: uint256, metric: uint256, salt: bytes32):
 @external
 def settle(job: uint256):
     """@notice Anyone, after the metric reveal window (or once every committed metric is revealed)."""
-    c: Core = self._sync_validation(self._load_core(job), self._load_terms(job))
+    c: Core = self._sync_validation(job, self._load_core(job))
     assert c.phase != CLOSED, "market: job already closed"
     assert c.phase == REVEAL, "market: job not in the metric reveal phase"
     assert block.timestamp > c.deadline or c.n_vreveal == c.n_vcommit, "market: reveal window still open"
-    self._settle(job, c)
+    self._settle(job, c, self._terms[job])
 
 
 @external
 def advance(job: uint256):
     """@notice Anyone: move a job whose current deadline has passed to its next phase."""
     c: Core = self._load_core(job)
-    t: Terms = self._load_terms(job)
     assert c.phase != CLOSED, "market: job already closed"
     if c.phase == BIDDING:
-        assert self._finalizable(c, t, self._load_auction(job)), "market: deadline not passed"
-        self._finalize(job, c)
+        bidterms: uint256 = self._bidterms[job]
+        assert self._finalizable(c, bidterms), "market: deadline not passed"
+        self._finalize(job, c, bidterms)
         return
     assert block.timestamp > c.deadline, "market: deadline not passed"
     if c.phase == AWAITING_KEY or c.phase == WORKING:
-        m: Money = self._load_money(job)
-        a: Auction = self._load_auction(job)
-        registry._credit(c.requester, a.price + c.k * m.fee)
+        fee: uint256 = self._terms[job] & MASK96
+        stake: uint256 = self._bidterms[job] & MASK96
+        a: uint256 = self._auction[job]
         if c.phase == AWAITING_KEY:
             # The requester never released the key: the worker is not at fault.
-            registry._credit(a.best, t.bid_stake)
+            registry._credit(c.requester, (a >> 160) + c.k * fee)
+            registry._credit(convert(a & MASK160, address), stake)
             self._close(job, c, KEY_TIMEOUT, 0, 0)
         else:
             # No result in time: the worker's bid stake goes to the requester.
-            registry._credit(c.requester, t.bid_stake)
+            registry._credit(c.requester, (a >> 160) + c.k * fee + stake)
             self._close(job, c, WORK_TIMEOUT, 0, 0)
         return
-    c = self._sync_validation(c, t)
+    c = self._sync_validation(job, c)
     if c.phase == REVEAL and block.timestamp <= c.deadline:
         self._store_core(job, c)
         return
-    self._settle(job, c)
+    self._settle(job, c, self._terms[job])
 
 
 @external
@@ -703,17 +677,17 @@ def slash_validator(job: uint256, validator: address):
 @view
 def job(job: uint256) -> JobView:
     c: Core = self._load_core(job)
-    m: Money = self._load_money(job)
-    t: Terms = self._load_terms(job)
-    a: Auction = self._load_auction(job)
+    x: uint256 = self._bidterms[job]
+    t: uint256 = self._terms[job]
+    a: uint256 = self._auction[job]
     return JobView(
         requester=c.requester, phase=c.phase, n_validators=c.k, lower_is_better=c.lower_is_better,
         deadline=c.deadline, n_metric_commits=c.n_vcommit, n_metric_reveals=c.n_vreveal,
-        max_price=m.max_price, validator_fee=m.fee, threshold=m.threshold, bid_stake=t.bid_stake,
-        reveal_window=t.reveal_window, key_window=t.key_window, work_window=t.work_window,
-        commit_window=t.commit_window, metric_reveal_window=t.vreveal_window,
-        winner=a.best, price=a.price, second_price=a.second, n_bids=a.n_commits,
-        n_bid_reveals=a.n_reveals,
+        max_price=(x >> 96) & MASK96, validator_fee=t & MASK96, threshold=(t >> 96) & MASK64,
+        bid_stake=x & MASK96, reveal_window=(x >> 192) & MASK32, key_window=x >> 224,
+        work_window=(t >> 160) & MASK32, commit_window=(t >> 192) & MASK32,
+        metric_reveal_window=t >> 224, winner=convert(a & MASK160, address), price=a >> 160,
+        second_price=self._second[job], n_bids=c.n_commits, n_bid_reveals=c.n_reveals,
     )
 
 
@@ -722,18 +696,19 @@ def job(job: uint256) -> JobView:
 def job_held(job: uint256) -> uint256:
     """@notice Tokens the contract holds for this job (escrow + locked bid stakes), from its state."""
     c: Core = self._load_core(job)
-    m: Money = self._load_money(job)
-    t: Terms = self._load_terms(job)
-    a: Auction = self._load_auction(job)
+    x: uint256 = self._bidterms[job]
+    stake: uint256 = x & MASK96
+    fee: uint256 = self._terms[job] & MASK96
+    price: uint256 = self._auction[job] >> 160
     if c.phase == BIDDING:
-        held: uint256 = m.max_price + c.k * m.fee + (a.n_commits - a.n_reveals) * t.bid_stake
-        if a.n_reveals > 0:
-            held += t.bid_stake
+        held: uint256 = ((x >> 96) & MASK96) + c.k * fee + (c.n_commits - c.n_reveals) * stake
+        if c.n_reveals > 0:
+            held += stake
         return held
     if c.phase == AWAITING_KEY or c.phase == WORKING:
-        return a.price + c.k * m.fee + t.bid_stake
+        return price + c.k * fee + stake
     if c.phase == COMMIT or c.phase == REVEAL:
-        return a.price + (c.k - c.n_vreveal) * m.fee + t.bid_stake
+        return price + (c.k - c.n_vreveal) * fee + stake
     return 0
 
 

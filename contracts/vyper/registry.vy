@@ -55,10 +55,10 @@ event Withdrawn:
     amount: uint256
 
 
-token: public(IERC20)
-min_stake: public(uint256)
-cooldown: public(uint256)
-slash_bps: public(uint256)
+token: public(immutable(IERC20))
+min_stake: public(immutable(uint256))
+cooldown: public(immutable(uint256))
+slash_bps: public(immutable(uint256))
 
 accounts: HashMap[address, uint256]
 pool: public(DynArray[address, MAX_POOL])
@@ -69,10 +69,10 @@ pool_pos: HashMap[address, uint256]
 def __init__(token_: IERC20, min_stake_: uint256, cooldown_: uint256, slash_bps_: uint256):
     assert slash_bps_ <= BPS, "registry: slash_bps above 10000"
     assert min_stake_ <= MASK96, "registry: min_stake too large"
-    self.token = token_
-    self.min_stake = min_stake_
-    self.cooldown = cooldown_
-    self.slash_bps = slash_bps_
+    token = token_
+    min_stake = min_stake_
+    cooldown = cooldown_
+    slash_bps = slash_bps_
 
 
 @internal
@@ -93,7 +93,7 @@ def _store(a: address, acct: Account):
 
 @internal
 def _pull(a: address, amount: uint256):
-    assert extcall self.token.transferFrom(a, self, amount, default_return_value=True), "registry: token transfer failed"
+    assert extcall token.transferFrom(a, self, amount, default_return_value=True), "registry: token transfer failed"
 
 
 @internal
@@ -133,7 +133,26 @@ def _key_address(pubkey: Bytes[64]) -> address:
 def _require_worker(a: address):
     acct: Account = self._load(a)
     assert acct.roles & ROLE_WORKER != 0, "registry: not a registered worker"
-    assert acct.stake >= self.min_stake, "registry: worker stake below minimum"
+    assert acct.stake >= min_stake, "registry: worker stake below minimum"
+
+
+@internal
+def _require_worker_and_take(a: address, amount: uint256):
+    """_require_worker then _take, reading the account word once."""
+    acct: Account = self._load(a)
+    assert acct.roles & ROLE_WORKER != 0, "registry: not a registered worker"
+    assert acct.stake >= min_stake, "registry: worker stake below minimum"
+    if amount == 0:
+        return
+    if acct.free >= amount:
+        acct.free -= amount
+        self._store(a, acct)
+        return
+    short: uint256 = amount - acct.free
+    if acct.free != 0:
+        acct.free = 0
+        self._store(a, acct)
+    self._pull(a, short)
 
 
 @internal
@@ -160,10 +179,10 @@ def _slash(a: address, beneficiary: address) -> uint256:
     """Move slash_bps of a's stake to the beneficiary's free balance; drop a from the pool when its
     stake falls below the minimum."""
     acct: Account = self._load(a)
-    amount: uint256 = acct.stake * self.slash_bps // BPS
+    amount: uint256 = acct.stake * slash_bps // BPS
     acct.stake -= amount
     self._store(a, acct)
-    if acct.stake < self.min_stake:
+    if acct.stake < min_stake:
         self._pool_remove(a)
     self._credit(beneficiary, amount)
     return amount
@@ -186,7 +205,7 @@ def withdraw(amount: uint256):
     assert acct.free >= amount, "registry: insufficient balance"
     acct.free -= amount
     self._store(msg.sender, acct)
-    assert extcall self.token.transfer(msg.sender, amount, default_return_value=True), "registry: token transfer failed"
+    assert extcall token.transfer(msg.sender, amount, default_return_value=True), "registry: token transfer failed"
     log Withdrawn(account=msg.sender, amount=amount)
 
 
@@ -204,7 +223,7 @@ def register(roles: uint256, pubkey: Bytes[64], stake: uint256):
     acct: Account = self._load(msg.sender)
     acct.stake += stake
     acct.roles = acct.roles | roles
-    assert acct.stake >= self.min_stake, "registry: stake below minimum"
+    assert acct.stake >= min_stake, "registry: stake below minimum"
     self._store(msg.sender, acct)
     if acct.roles & ROLE_VALIDATOR != 0:
         self._pool_add(msg.sender)
@@ -217,7 +236,7 @@ def request_unstake():
     acct: Account = self._load(msg.sender)
     assert acct.roles != 0, "registry: not registered"
     acct.roles = 0
-    acct.unlock_at = block.timestamp + self.cooldown
+    acct.unlock_at = block.timestamp + cooldown
     self._store(msg.sender, acct)
     self._pool_remove(msg.sender)
     log UnstakeRequested(account=msg.sender, unlock_at=acct.unlock_at)
