@@ -1,5 +1,5 @@
 """Fixtures of the browser tests: Debian's Chromium driven by Playwright (the server they talk
-to is ``live_server.LiveServer``).
+to is ``morphware.runtime.api.server.DashboardServer``).
 
 Chromium comes from the system (``apt-get install -y chromium``), never from ``playwright
 install``, which downloads a browser and cannot work offline.

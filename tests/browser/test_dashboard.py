@@ -19,7 +19,7 @@ from api_store import (
     run_auction,
     settle,
 )
-from live_server import LiveServer
+from morphware.runtime.api.server import DashboardServer
 
 pytestmark = pytest.mark.browser
 
@@ -43,7 +43,7 @@ def _points(page: Any) -> int:
 
 def test_jobs_table_then_job_with_live_loss_curve(tmp_path: Path, page: Any) -> None:
     _training_node(tmp_path)
-    with LiveServer(tmp_path) as srv:
+    with DashboardServer(tmp_path) as srv:
         page.goto(f"{srv.url}/")
         rows = page.locator("#jobs-table tbody tr")
         rows.first.wait_for()
@@ -98,7 +98,7 @@ def test_jobs_table_then_job_with_live_loss_curve(tmp_path: Path, page: Any) -> 
 
 def test_unknown_job_shows_the_api_error(tmp_path: Path, page: Any) -> None:
     _training_node(tmp_path)
-    with LiveServer(tmp_path) as srv:
+    with DashboardServer(tmp_path) as srv:
         page.goto(f"{srv.url}/dashboard/#job=99")
         page.locator("#error", has_text="this node knows no job 99").wait_for()
         assert page.get_attribute("#conn", "class") == "conn bad"
@@ -106,7 +106,7 @@ def test_unknown_job_shows_the_api_error(tmp_path: Path, page: Any) -> None:
 
 def test_empty_node_says_so(tmp_path: Path, page: Any) -> None:
     make_store(tmp_path).close()
-    with LiveServer(tmp_path) as srv:
+    with DashboardServer(tmp_path) as srv:
         page.goto(f"{srv.url}/")
         page.locator("#jobs-empty", has_text="knows no jobs yet").wait_for()
         assert page.locator("#jobs-table tbody tr").count() == 0
