@@ -186,7 +186,7 @@ def bids_view(store: Store, job_id: int) -> dict[str, Any]:
     req = rows["requester"].facts if "requester" in rows else {}
     committed = list(req.get("bids", {}))
     revealed = {a: u.tokens(p) for a, p in req.get("revealed_bids", {}).items()}
-    winner = _first_fact(rows, "winner")
+    winner = _first_fact(rows, "winner") or _we_won(store, job_id, rows)
     bidders = committed + [a for a in revealed if a not in committed]
     bids = sorted(({"bidder": a, "revealed": a in revealed, "ask": revealed.get(a),
                     "winner": bool(winner) and a.lower() == str(winner).lower()}
@@ -205,6 +205,13 @@ def bids_view(store: Store, job_id: int) -> dict[str, Any]:
         "max_price": _terms(store, rows).get("max_price"),
         "rule": _price_rule(len(revealed), bool(price), "requester" in rows or "worker" in rows),
     }
+
+
+def _we_won(store: Store, job_id: int, rows: dict[str, JobRow]) -> str | None:
+    """A winning worker records no winner fact: its timeline passing through "won" says it."""
+    if "worker" in rows and any(p == "won" for _, p, _ in store.timeline(job_id, "worker")):
+        return store.get_meta("address") or "this node"
+    return None
 
 
 def _price_rule(n_revealed: int, cleared: bool, in_auction: bool) -> str:

@@ -90,3 +90,12 @@ def full_store(data_dir: Path) -> Store:
     settle(store)
     lost_worker_job(store)
     return store
+
+
+def won_worker_job(store: Store, job_id: int) -> None:
+    """This node bid as a worker and won; it is training."""
+    store.upsert_job(job_id, "worker", "seen", manifest_hash="22" * 32)
+    store.upsert_job(job_id, "worker", "committed", ask=to_base_units(0.6))
+    store.upsert_job(job_id, "worker", "revealed")
+    store.upsert_job(job_id, "worker", "won", price=to_base_units(1.1))
+    store.upsert_job(job_id, "worker", "training")

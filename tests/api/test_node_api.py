@@ -17,6 +17,7 @@ from api_store import (
     full_store,
     make_store,
     post_requester_job,
+    won_worker_job,
 )
 from fastapi.testclient import TestClient
 from morphware.runtime.api import create_app
@@ -102,6 +103,15 @@ def test_own_bid_shown_without_salt(client: TestClient) -> None:
     b = client.get(f"/api/jobs/{WORKER_JOB}/bids").json()
     assert b["own_bid"] == {"ask": pytest.approx(1.5), "committed": True, "revealed": True}
     assert b["clearing_price"] == pytest.approx(1.8) and b["winner"] == "0x" + "c" * 40
+
+
+def test_winning_worker_sees_itself_as_winner(client: TestClient, store: Store) -> None:
+    won_worker_job(store, 9)
+    assert client.get("/api/jobs/9/bids").json()["winner"] == "this node"
+    store.set_meta("address", WORKERS[0])
+    b = client.get("/api/jobs/9/bids").json()
+    assert b["winner"] == WORKERS[0] and b["clearing_price"] == pytest.approx(1.1)
+    assert client.get(f"/api/jobs/{WORKER_JOB}/bids").json()["winner"] == "0x" + "c" * 40
 
 
 def test_sealed_bids_and_single_reveal_pays_reserve(tmp_path: Path) -> None:

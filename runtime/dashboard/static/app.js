@@ -68,6 +68,13 @@ function fillBody(table, rows, render) {
   }
 }
 
+function placeholder(table, span, text) {
+  const tr = document.createElement("tr");
+  const td = cell(tr, text, "muted");
+  td.colSpan = span;
+  table.tBodies[0].appendChild(tr);
+}
+
 // -- node and jobs -------------------------------------------------------------------------------
 
 async function refreshNode() {
@@ -127,6 +134,7 @@ async function refreshJob(id) {
     cell(tr, x.revealed ? fmt(x.ask) : "sealed", "num");
     cell(tr, x.winner ? "winner" : "");
   });
+  if (!b.bids.length) placeholder($("bids-table"), 3, "no bids seen (the requester sees them all)");
   $("own-bid").textContent = b.own_bid
     ? `our bid: ${fmt(b.own_bid.ask)} tokens (${b.own_bid.revealed ? "revealed" : b.own_bid.committed ? "sealed" : "not sent"})`
     : "";
@@ -147,6 +155,7 @@ function renderMetrics(m) {
     cell(tr, short(v.validator), "mono").title = v.validator;
     cell(tr, v.metric === null ? "–" : fmt(v.metric), "num");
   });
+  if (!m.validators.length) placeholder($("metrics-table"), 2, "no validators known to this node yet");
   const parts = [];
   if (m.revealed.length) parts.push(`revealed: ${m.revealed.map((x) => fmt(x)).join(", ")}`);
   if (m.median !== null) parts.push(`median ${fmt(m.median)}`);
