@@ -72,7 +72,8 @@ MASK160: constant(uint256) = 2**160 - 1
 #   _bidterms: bid_stake 96 | max_price 96 | reveal window 32 | key window 32
 #   _terms:   validator fee 96 | threshold 64 | work window 32 | commit window 32 | metric reveal 32
 #   _auction: leader 160 | its ask 96 (after finalize: the clearing price)
-#   _second:  second-lowest ask (cleared at finalize)
+#   _metrics: revealed metrics, 4 x 64 bits per word; while bidding, word 0 holds the
+#             second-lowest ask (the first metric overwrites it: a non-zero to non-zero write)
 struct Core:
     requester: address
     phase: uint256
@@ -188,7 +189,6 @@ _core: HashMap[uint256, uint256]
 _bidterms: HashMap[uint256, uint256]
 _terms: HashMap[uint256, uint256]
 _auction: HashMap[uint256, uint256]
-_second: HashMap[uint256, uint256]
 _metrics: HashMap[uint256, uint256[2]]
 _sealed: HashMap[uint256, HashMap[address, bytes32]]
 _vslot: HashMap[uint256, HashMap[address, bytes32]]
@@ -272,8 +272,8 @@ def _finalize(job: uint256, c: Core, bidterms: uint256) -> Core:
     best: address = convert(a & MASK160, address)
     price: uint256 = max_price
     if c.n_reveals >= 2:
-        price = self._second[job]
-        self._second[job] = 0
+        # Left in place: the first revealed metric overwrites this (already non-zero) word.
+        price = self._metrics[job][0]
     registry._credit(c.requester, forfeit + max_price - price)
     if price != a >> 160:
         self._auction[job] = (a & MASK160) | (price << 160)
@@ -510,14 +510,14 @@ def reveal_bid(job: uint256, price: uint256, salt: bytes32):
         if price < best_price or (price == best_price and convert(msg.sender, uint256) < a & MASK160):
             # The new bid wins (ties go to the lower address); the old leader's ask becomes the second.
             registry._credit(best, bidterms & MASK96)
-            self._second[job] = best_price
+            self._metrics[job][0] = best_price
             self._auction[job] = convert(msg.sender, uint256) | (price << 160)
         else:
             registry._credit(msg.sender, bidterms & MASK96)
             if c.n_reveals == 1:
-                self._second[job] = price
-            elif price < self._second[job]:
-                self._second[job] = price
+                self._metrics[job][0] = price
+            elif price < self._metrics[job][0]:
+                self._metrics[job][0] = price
     c.n_reveals += 1
     self._store_core(job, c)
     log BidRevealed(job=job, bidder=msg.sender, price=price)
@@ -680,6 +680,9 @@ def job(job: uint256) -> JobView:
     x: uint256 = self._bidterms[job]
     t: uint256 = self._terms[job]
     a: uint256 = self._auction[job]
+    second: uint256 = 0
+    if c.phase == BIDDING:
+        second = self._metrics[job][0]
     return JobView(
         requester=c.requester, phase=c.phase, n_validators=c.k, lower_is_better=c.lower_is_better,
         deadline=c.deadline, n_metric_commits=c.n_vcommit, n_metric_reveals=c.n_vreveal,
@@ -687,7 +690,7 @@ def job(job: uint256) -> JobView:
         bid_stake=x & MASK96, reveal_window=(x >> 192) & MASK32, key_window=x >> 224,
         work_window=(t >> 160) & MASK32, commit_window=(t >> 192) & MASK32,
         metric_reveal_window=t >> 224, winner=convert(a & MASK160, address), price=a >> 160,
-        second_price=self._second[job], n_bids=c.n_commits, n_bid_reveals=c.n_reveals,
+        second_price=second, n_bids=c.n_commits, n_bid_reveals=c.n_reveals,
     )
 
 
