@@ -32,6 +32,12 @@ def test_suite_16x16_verilator() -> None:
     assert_all_good(run_suite(get_circuit(), ArrayParams(16, 16), "verilator", seed=16))
 
 
+@pytest.mark.parametrize("rows,cols", [(1, 16), (7, 2)], ids=["1x16", "7x2"])
+def test_extreme_aspect_ratios_icarus(rows: int, cols: int) -> None:
+    """C > 2R + 6 makes ceil(C/2) set the slot (parameter-ring spacing); R >> C the opposite."""
+    assert_all_good(run_suite(get_circuit(), ArrayParams(rows, cols), "icarus", seed=11))
+
+
 def test_int16_icarus() -> None:
     assert_all_good(run_suite(get_circuit(), ArrayParams(3, 4, data_bits=16), "icarus", seed=5))
 
