@@ -49,10 +49,11 @@ $(VENV)/.stamp-project: pyproject.toml setup.py $(VENV)/.stamp-torch
 	$(PIP) install -q -e '.[dev]'
 	touch $@
 
-# Icarus, Yosys and aria2 (a BitTorrent client we did not write, for interop tests) come from apt; as root we install them, otherwise we say how.
+# Icarus, Yosys, aria2 (a BitTorrent client we did not write, for interop tests) and Chromium (for
+# the dashboard's browser tests) come from apt; as root we install them, otherwise we say how.
 system-tools:
 	@missing=""; \
-	for t in iverilog:iverilog yosys:yosys aria2c:aria2; do \
+	for t in iverilog:iverilog yosys:yosys aria2c:aria2 chromium:chromium; do \
 	  cmd=$${t%%:*}; pkg=$${t##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
