@@ -64,6 +64,13 @@ MASK40: constant(uint256) = 2**40 - 1
 MASK64: constant(uint256) = 2**64 - 1
 MASK96: constant(uint256) = 2**96 - 1
 MASK160: constant(uint256) = 2**160 - 1
+MASK192: constant(uint256) = 2**192 - 1
+MASK63: constant(uint256) = 2**63 - 1
+# A worker's bid word (registry.bid_slot): overflow flag 1 | job 63 | low 192 bits of its
+# commitment. Job 0 means free. The flag records that the worker once had to keep a sealed bid in
+# the per-job map `_sealed` (its word was busy with a live bid of another job).
+BID_OVERFLOW: constant(uint256) = 2**255
+BID_FREE: constant(uint256) = 1
 
 
 # Storage per job (each a single word; see _load_core/_store_core and the shifts below):
@@ -465,6 +472,16 @@ def release_test_keys(job: uint256, wrapped_keys: DynArray[Bytes[256], MAX_VALID
 
 # ---------------------------------------------------------------- bidders
 
+@internal
+@view
+def _bid_word_free(word: uint256) -> bool:
+    """The bid word holds no bid that can still be revealed."""
+    other: uint256 = (word >> 192) & MASK63
+    if other == 0:
+        return True
+    return (self._core[other] >> 160) & MASK3 != BIDDING
+
+
 @external
 def commit_bid(job: uint256, commitment: bytes32):
     """
@@ -476,15 +493,28 @@ def commit_bid(job: uint256, commitment: bytes32):
     assert block.timestamp <= c.deadline, "market: bidding closed"
     assert commitment != empty(bytes32), "market: empty commitment"
     assert msg.sender != c.requester, "market: requester cannot bid"
-    previous: bytes32 = self._sealed[job][msg.sender]
-    self._sealed[job][msg.sender] = commitment
-    if previous == empty(bytes32):
+    word: uint256 = registry._bid_slot(msg.sender)
+    flag: uint256 = word & BID_OVERFLOW
+    mine: uint256 = flag | (job << 192) | (convert(commitment, uint256) & MASK192)
+    if (word >> 192) & MASK63 == job:
+        # Replaces this bidder's sealed bid, kept in its bid word.
+        registry._require_worker(msg.sender)
+        registry._set_bid_slot(msg.sender, mine)
+    elif flag != 0 and self._sealed[job][msg.sender] != empty(bytes32):
+        # Replaces this bidder's sealed bid, kept in the per-job map.
+        registry._require_worker(msg.sender)
+        self._sealed[job][msg.sender] = commitment
+    else:
         assert c.n_commits < MASK20, "market: too many bids"
         registry._require_worker_and_take(msg.sender, self._bidterms[job] & MASK96)
         c.n_commits += 1
         self._store_core(job, c)
-    else:
-        registry._require_worker(msg.sender)
+        if self._bid_word_free(word):
+            registry._set_bid_slot(msg.sender, mine)
+        else:
+            self._sealed[job][msg.sender] = commitment
+            if flag == 0:
+                registry._set_bid_slot(msg.sender, word | BID_OVERFLOW)
     log BidCommitted(job=job, bidder=msg.sender, commitment=commitment)
 
 
@@ -496,11 +526,19 @@ def reveal_bid(job: uint256, price: uint256, salt: bytes32):
     assert c.phase == BIDDING, "market: auction already finalized"
     assert block.timestamp > c.deadline, "market: bidding still open"
     assert block.timestamp <= c.deadline + ((bidterms >> 192) & MASK32), "market: reveal window closed"
-    sealed: bytes32 = self._sealed[job][msg.sender]
-    assert sealed != empty(bytes32), "market: no sealed bid"
-    assert self._bid_commitment(job, msg.sender, price, salt) == sealed, "market: bid does not match commitment"
+    computed: bytes32 = self._bid_commitment(job, msg.sender, price, salt)
+    word: uint256 = registry._bid_slot(msg.sender)
+    if (word >> 192) & MASK63 == job:
+        assert word & MASK192 == convert(computed, uint256) & MASK192, "market: bid does not match commitment"
+        registry._set_bid_slot(msg.sender, (word & BID_OVERFLOW) | BID_FREE)
+    else:
+        sealed: bytes32 = empty(bytes32)
+        if word & BID_OVERFLOW != 0:
+            sealed = self._sealed[job][msg.sender]
+        assert sealed != empty(bytes32), "market: no sealed bid"
+        assert computed == sealed, "market: bid does not match commitment"
+        self._sealed[job][msg.sender] = empty(bytes32)
     assert price <= (bidterms >> 96) & MASK96, "market: price above the job's maximum"
-    self._sealed[job][msg.sender] = empty(bytes32)
     if c.n_reveals == 0:
         self._auction[job] = convert(msg.sender, uint256) | (price << 160)
     else:
@@ -718,6 +756,10 @@ def job_held(job: uint256) -> uint256:
 @external
 @view
 def sealed_bid(job: uint256, bidder: address) -> bytes32:
+    """@notice The bidder's sealed commitment (only its low 192 bits when kept in its bid word)."""
+    word: uint256 = registry._bid_slot(bidder)
+    if (word >> 192) & MASK63 == job:
+        return convert(word & MASK192, bytes32)
     return self._sealed[job][bidder]
 
 

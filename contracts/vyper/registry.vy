@@ -63,6 +63,10 @@ slash_bps: public(immutable(uint256))
 accounts: HashMap[address, uint256]
 pool: public(DynArray[address, MAX_POOL])
 pool_pos: HashMap[address, uint256]
+# A worker's reusable sealed-bid word (the market's encoding); set non-zero at registration so that
+# sealing a bid is a non-zero to non-zero write instead of a fresh storage slot.
+bid_slot: HashMap[address, uint256]
+BID_SLOT_FREE: constant(uint256) = 1
 
 
 @deploy
@@ -156,6 +160,17 @@ def _require_worker_and_take(a: address, amount: uint256):
 
 
 @internal
+@view
+def _bid_slot(a: address) -> uint256:
+    return self.bid_slot[a]
+
+
+@internal
+def _set_bid_slot(a: address, v: uint256):
+    self.bid_slot[a] = v
+
+
+@internal
 def _pool_add(a: address):
     if self.pool_pos[a] == 0:
         self.pool.append(a)
@@ -227,6 +242,8 @@ def register(roles: uint256, pubkey: Bytes[64], stake: uint256):
     self._store(msg.sender, acct)
     if acct.roles & ROLE_VALIDATOR != 0:
         self._pool_add(msg.sender)
+    if acct.roles & ROLE_WORKER != 0 and self.bid_slot[msg.sender] == 0:
+        self.bid_slot[msg.sender] = BID_SLOT_FREE
     log Registered(account=msg.sender, roles=acct.roles, stake=acct.stake, pubkey=pubkey)
 
 

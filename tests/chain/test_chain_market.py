@@ -562,3 +562,49 @@ def test_validator_may_replace_its_sealed_metric_before_the_deadline(m: Market) 
 def test_deposit_requires_an_amount(m: Market) -> None:
     with pytest.raises(ContractError, match="nothing to deposit"):
         m.requesters[0].deposit(0)
+
+
+def test_concurrent_sealed_bids_of_one_worker(m: Market) -> None:
+    """A worker's reusable bid word holds one live sealed bid; a bid on a second job in bidding
+    at the same time goes to the per-job map. Both can be replaced, revealed once and only with
+    the right salt; once the first job's auction is over the word is reused."""
+    req, w, other = m.requesters[0], m.workers[0], m.workers[1]
+    sealed = m.deployer.market.functions.sealed_bid
+    a, b = req.post_job(terms()), req.post_job(terms())
+    before = w.token_balance() + w.balance()
+    w.commit_bid(a, 10 * TOKEN)  # in the word
+    w.commit_bid(b, 20 * TOKEN)  # the word is busy with a live bid: the per-job map
+    salt_b = w.commit_bid(b, 25 * TOKEN)  # replaces in the map
+    salt_a = w.commit_bid(a, 15 * TOKEN)  # replaces in the word
+    assert before - (w.token_balance() + w.balance()) == 10 * TOKEN
+    assert req.job(a).n_bids == 1 and req.job(b).n_bids == 1
+    assert sealed(a, w.address).call() != b"\x00" * 32
+    assert sealed(b, w.address).call() == bid_commitment(b, w.address, 25 * TOKEN, salt_b)
+    other_salt = other.commit_bid(b, 30 * TOKEN)
+    m.ctl.advance_time(WINDOW + 1)
+    for job, price, salt in ((a, 15 * TOKEN, salt_a), (b, 25 * TOKEN, salt_b)):
+        with pytest.raises(ContractError, match="does not match"):
+            w.reveal_bid(job, price, b"\x07" * 32)
+        w.reveal_bid(job, price, salt)
+        with pytest.raises(ContractError, match="no sealed bid"):
+            w.reveal_bid(job, price, salt)
+    other.reveal_bid(b, 30 * TOKEN, other_salt)
+    assert req.job(a).winner == w.address and req.job(a).price == 15 * TOKEN
+    assert req.job(b).winner == w.address and req.job(b).second_price == 30 * TOKEN
+    assert_solvent(m)
+    # A sealed bid never revealed: once its auction is finalized the word is free again.
+    c = req.post_job(terms())
+    w.commit_bid(c, 10 * TOKEN)
+    m.ctl.advance_time(2 * WINDOW + 2)
+    req.finalize(c)
+    d = req.post_job(terms())
+    salt_d = w.commit_bid(d, 12 * TOKEN)
+    salt_d2 = other.commit_bid(d, 13 * TOKEN)
+    m.ctl.advance_time(WINDOW + 1)
+    with pytest.raises(ContractError, match="auction already finalized"):
+        w.reveal_bid(c, 10 * TOKEN, salt_d)
+    w.reveal_bid(d, 12 * TOKEN, salt_d)
+    other.reveal_bid(d, 13 * TOKEN, salt_d2)
+    assert req.job(d).winner == w.address
+    assert req.job(c).phase == Phase.CLOSED
+    assert_solvent(m)
