@@ -190,7 +190,8 @@ event ValidatorSlashed:
     amount: uint256
 
 
-job_count: public(uint256)
+# The next job id; set to 1 at deployment so that no job pays for creating this word.
+_next_job: uint256
 
 _core: HashMap[uint256, uint256]
 _bidterms: HashMap[uint256, uint256]
@@ -204,6 +205,7 @@ _vslot: HashMap[uint256, HashMap[address, bytes32]]
 @deploy
 def __init__(token_: IERC20, min_stake_: uint256, cooldown_: uint256, slash_bps_: uint256):
     registry.__init__(token_, min_stake_, cooldown_, slash_bps_)
+    self._next_job = 1
 
 
 # ---------------------------------------------------------------- packing
@@ -415,8 +417,8 @@ def post_job(
     for w: uint256 in windows:
         assert w >= 1 and w <= MASK32, "market: every window must be 1..2**32-1 seconds"
     registry._take(msg.sender, max_price + n_validators * validator_fee)
-    job: uint256 = self.job_count + 1
-    self.job_count = job
+    job: uint256 = self._next_job
+    self._next_job = job + 1
     c: Core = Core(
         requester=msg.sender, phase=BIDDING, k=n_validators, lower_is_better=lower_is_better,
         n_vcommit=0, n_vreveal=0, deadline=block.timestamp + windows[0], n_commits=0, n_reveals=0,
@@ -710,6 +712,12 @@ def slash_validator(job: uint256, validator: address):
 
 
 # ---------------------------------------------------------------- views
+
+@external
+@view
+def job_count() -> uint256:
+    return self._next_job - 1
+
 
 @external
 @view
