@@ -33,14 +33,24 @@ def _setup(n_workers: int, n_validators: int) -> tuple[Any, Any, list[Any], list
     return chain, req, workers, validators, ChainControl(chain.w3)
 
 
-def _one_job(req: Any, workers: list[Any], validators: list[Any], ctl: Any) -> list[tuple[str, int]]:
-    """Run one accepted job; returns (call, gas) in order, ending with the last withdrawal."""
+BASE = 21_000
+
+
+def _calldata_gas(client: Any) -> int:
+    """Intrinsic calldata cost of the client's last transaction: 16 per non-zero byte, 4 per zero."""
+    data = bytes(client.w3.eth.get_transaction(client.last_receipt.tx_hash)["input"])
+    return sum(16 if b else 4 for b in data)
+
+
+def _one_job(req: Any, workers: list[Any], validators: list[Any], ctl: Any) -> list[tuple[str, int, int]]:
+    """Run one accepted job; returns (call, gas, calldata gas) in order, ending with the last
+    withdrawal."""
     from morphware.contracts import JobTerms, to_fixed
 
-    gas: list[tuple[str, int]] = []
+    gas: list[tuple[str, int, int]] = []
 
     def note(name: str, client: Any) -> None:
-        gas.append((name, client.last_receipt.gas_used))
+        gas.append((name, client.last_receipt.gas_used, _calldata_gas(client)))
 
     terms = JobTerms(
         manifest_hash=b"\x11" * 32, metric="accuracy", threshold=to_fixed(0.9),
@@ -88,25 +98,37 @@ def run(quick: bool = False) -> Report:
     _, req, workers, validators, ctl = _setup(5, 3)
     calls = _one_job(req, workers, validators, ctl)
     per: dict[str, list[int]] = defaultdict(list)
-    for name, g in calls:
+    cdata: dict[str, int] = defaultdict(int)
+    for name, g, cd in calls:
         per[name].append(g)
+        cdata[name] += cd
     rows = [
-        {"call": name, "count": len(gs), "gas each (mean)": sum(gs) // len(gs), "gas total": sum(gs)}
+        {"call": name, "count": len(gs), "gas each (mean)": sum(gs) // len(gs), "gas total": sum(gs),
+         "base": BASE * len(gs), "calldata": cdata[name],
+         "execution": sum(gs) - BASE * len(gs) - cdata[name]}
         for name, gs in per.items()
     ]
-    total = sum(g for _, g in calls)
-    to_settle = sum(g for n, g in calls if not n.startswith("withdraw"))
+    total = sum(g for _, g, _ in calls)
+    to_settle = sum(g for n, g, _ in calls if not n.startswith("withdraw"))
     payees = total - sum(per["withdraw (losing bidder)"])
     n_payee_calls = len(calls) - len(per["withdraw (losing bidder)"])
+    cd_losers = cdata["withdraw (losing bidder)"]
+    cd_all = sum(cdata.values())
     rows.append({"call": "TOTAL, payees withdraw", "count": n_payee_calls,
-                 "gas each (mean)": payees // n_payee_calls, "gas total": payees})
+                 "gas each (mean)": payees // n_payee_calls, "gas total": payees,
+                 "base": BASE * n_payee_calls, "calldata": cd_all - cd_losers,
+                 "execution": payees - BASE * n_payee_calls - (cd_all - cd_losers)})
     rows.append({"call": "TOTAL, every party withdraws", "count": len(calls),
-                 "gas each (mean)": total // len(calls), "gas total": total})
+                 "gas each (mean)": total // len(calls), "gas total": total,
+                 "base": BASE * len(calls), "calldata": cd_all,
+                 "execution": total - BASE * len(calls) - cd_all})
     notes = [
         f"posting to settlement: {to_settle:,} gas in {len(calls) - 9} transactions; "
         "finalize runs inside release_key and settle inside the last reveal_metric",
         "payees = requester (refund), worker (price + stake back), 3 validators (fees); losing "
         "bidders get their stake back into their market balance at reveal and normally reuse it",
+        "base = 21,000 per transaction; calldata = 16 gas per non-zero and 4 per zero byte of the "
+        "transaction's input; execution = the rest (storage, token calls, events, code)",
         "every transaction pays the 21,000 base (29 transactions: 609,000 gas before any work); "
         "the requester's escrow is pulled through a standing allowance, bid stakes come from the "
         "workers' market balances (approve and deposit are one-time setup, not counted)",
