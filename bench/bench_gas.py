@@ -132,6 +132,10 @@ def run(quick: bool = False) -> Report:
         "every transaction pays the 21,000 base (29 transactions: 609,000 gas before any work); "
         "the requester's escrow is pulled through a standing allowance, bid stakes come from the "
         "workers' market balances (approve and deposit are one-time setup, not counted)",
+        "registering (setup) also creates each worker's bid word (~20 k once), so sealing a bid "
+        "rewrites that word instead of creating a storage slot; the requester's account word is "
+        "created by its first credit (the refund at finalize, ~22 k) because it never used the "
+        "market before",
         "reference: the original Morphware contracts spend ~2.08 M gas on 5 bidders and one unpaid "
         "validator",
     ]
