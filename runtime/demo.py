@@ -78,7 +78,8 @@ class LocalMarket:
     """An embedded chain with the contracts deployed, and in-process nodes on loopback."""
 
     def __init__(self, root: Path, *, n_accounts: int = 12, poll_interval: float = 0.1,
-                 fund: int = 2_000 * TOKEN, echo: Callable[[str], None] | None = None) -> None:
+                 fund: int = 2_000 * TOKEN, block_time: float = 1.0,
+                 echo: Callable[[str], None] | None = None) -> None:
         from morphware.contracts import ChainControl, deploy, embedded_chain
         from morphware.contracts.tx import lock_for
 
@@ -97,6 +98,20 @@ class LocalMarket:
         self._echo = echo
         self._t0 = time.time()
         self._mlock = threading.Lock()
+        self._closing = threading.Event()
+        self._miner = threading.Thread(target=self._produce_blocks, args=(block_time,),
+                                       daemon=True, name="block-producer")
+        self._miner.start()
+
+    def _produce_blocks(self, block_time: float) -> None:
+        """Mine an empty block when the chain has had none for ``block_time`` seconds, as any
+        live chain does: deadlines are checked against block time, and an idle eth-tester's
+        clock would stand still. (eth-tester stamps each block at least one second after its
+        parent, so mining more often would run the chain clock ahead of the wall clock.)"""
+        while not self._closing.wait(block_time / 2):
+            with self.lock:
+                if time.time() - self.control.now() >= block_time:
+                    self.control.mine()
 
     def _sink(self, kind: str, data: dict[str, Any]) -> None:
         with self._mlock:
@@ -146,6 +161,7 @@ class LocalMarket:
         self.nodes.pop(name).stop()
 
     def close(self) -> None:
+        self._closing.set()
         for name in list(self.nodes):
             self.stop(name)
 

@@ -9,6 +9,7 @@ code is never executed on their side.
 from __future__ import annotations
 
 import json
+import threading
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,11 @@ from typing import Any
 from morphware.runtime.jobspec import JobSpec, TrainingRecipe
 
 LOSS_CURVE_KEY = "morphware.loss_curve"
+
+# torch.onnx.export keeps global state: two exports at once in one process (the demo's requester
+# packaging while its worker finishes training) corrupt each other. Real nodes are separate
+# processes; in-process nodes take turns.
+TORCH_EXPORT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,8 @@ def package(spec: JobSpec, out_dir: Path) -> PackagedJob:
     recipe, and derive the public manifest that workers price from."""
     from morphware.runtime.packaging import package_job
 
-    pkg = package_job(spec, out_dir)
+    with TORCH_EXPORT_LOCK:
+        pkg = package_job(spec, out_dir)
     return PackagedJob(files={k: Path(v) for k, v in pkg.artifacts.items()},
                        manifest=public_manifest(dict(pkg.manifest)))
 
@@ -45,6 +52,7 @@ def public_manifest(full: dict[str, Any]) -> dict[str, Any]:
     model, data, training = full["model"], full["data"], full["training"]
     return {
         "format": full.get("format", ""),
+        "name": full.get("name", ""),
         "macs_per_sample": int(model["macs_per_sample"]),
         "params": int(model["params"]),
         "input_shape": list(model["input_shape"]),
@@ -113,7 +121,8 @@ def train(model: Path, train_npz: Path, recipe_toml: Path, out: Path,
         if ev.kind == "step":
             on_step(ev.epoch, ev.step, float(ev.loss))
 
-    res = train_onnx(model, train_npz, recipe, out, on_event=cb, backend=backend)
+    with TORCH_EXPORT_LOCK:  # the export at the end of training; see TORCH_EXPORT_LOCK
+        res = train_onnx(model, train_npz, recipe, out, on_event=cb, backend=backend)
     embed_curve(Path(res.onnx_path), list(res.loss_curve))
     return Trained(model=Path(res.onnx_path), loss_curve=list(res.loss_curve),
                    backend=res.backend, seconds=res.seconds, metrics=dict(res.metrics))

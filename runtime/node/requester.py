@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from morphware.runtime.node.keys import unwrap_bundle, wrap_bundle
 from morphware.runtime.node.peers import fetch_mail, fetch_progress
 from morphware.runtime.node.pricing import to_base_units
 from morphware.runtime.node.store import JobRow, Store, Submission
+from morphware.runtime.node.tasks import NotReady
 
 log = logging.getLogger("morphware.node.requester")
 
@@ -116,6 +118,9 @@ class Requester(Role):
         from morphware.runtime.node.engine import package
 
         spec = load_job(sub.spec_path)
+        if sub.facts.get("hparams"):  # one trial of a hyperparameter search (runtime/hpo.py)
+            spec = replace(spec.with_hparams(sub.facts["hparams"]),
+                           name=str(sub.facts.get("name") or spec.name))
         out = self.node.data_dir / "packages" / str(sub.local_id)
         if out.exists():
             shutil.rmtree(out)
@@ -261,10 +266,10 @@ class Requester(Role):
             raise RuntimeError(f"job {job_id} has no winner to download from")
         peer = self.node.peer_info(cj.winner)
         if peer is None:
-            raise RuntimeError(f"no peer info for the winner {cj.winner}")
+            raise NotReady(f"no peer info for the winner {cj.winner}")
         mail = fetch_mail(peer.http_url, job_id, self.node.key.address)
         if "result" not in mail:
-            raise RuntimeError(f"worker {cj.winner} has not left the result key yet")
+            raise NotReady(f"worker {cj.winner} has not left the result key yet")
         keys = unwrap_bundle(mail["result"], self.node.key.private_key)
         magnet = self.store.get_meta(f"result_magnet:{job_id}") or ""
         result_hash = self.store.get_meta(f"result_hash:{job_id}") or ""

@@ -18,6 +18,11 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+class NotReady(RuntimeError):
+    """A task that cannot finish yet (a peer has not published what it needs); the caller
+    resets and retries it on a later tick."""
+
+
 class TaskRunner:
     """A keyed thread pool: at most one task per (job id, name) at a time."""
 
@@ -40,6 +45,9 @@ class TaskRunner:
     def _run(key: tuple[int, str], fn: Callable[[], Any]) -> Any:
         try:
             return fn()
+        except NotReady as e:
+            log.debug("task %s of job %d not ready: %s", key[1], key[0], e)
+            raise
         except Exception:
             log.exception("task %s of job %d failed", key[1], key[0])
             raise

@@ -27,6 +27,7 @@ from morphware.runtime.node.keys import unwrap_bundle
 from morphware.runtime.node.peers import fetch_mail
 from morphware.runtime.node.requester import record_result
 from morphware.runtime.node.store import JobRow
+from morphware.runtime.node.tasks import NotReady
 
 log = logging.getLogger("morphware.node.validator")
 
@@ -107,10 +108,10 @@ class Validator(Role):
         worker = job.facts.get("worker") or self._worker(job_id)
         peer = self.node.peer_info(worker)
         if peer is None:
-            raise RuntimeError(f"no peer info for worker {worker}")
+            raise NotReady(f"no peer info for worker {worker}")
         mail = fetch_mail(peer.http_url, job_id, self.node.key.address)
         if "result" not in mail:
-            raise RuntimeError(f"worker {worker} has not left the model key yet")
+            raise NotReady(f"worker {worker} has not left the model key yet")
         model_key = unwrap_bundle(mail["result"], self.node.key.private_key)["result"]
         test_key = unwrap_bundle(bytes.fromhex(job.facts["test_key"]),
                                  self.node.key.private_key)["test"]

@@ -27,8 +27,15 @@ from morphware.runtime.node.jobmeta import ARTIFACTS_FOR_WINNER, JobMetadata, Me
 from morphware.runtime.node.keys import unwrap_bundle, wrap_bundle
 from morphware.runtime.node.pricing import WorkLoad, from_base_units, quote, to_base_units
 from morphware.runtime.node.store import JobRow
+from morphware.runtime.node.tasks import NotReady
 
 log = logging.getLogger("morphware.node.worker")
+
+def _transient() -> tuple[type[BaseException], ...]:
+    from morphware.runtime.delivery.torrent import TorrentError
+
+    return (TorrentError, NotReady, ConnectionError, TimeoutError)
+
 
 TRAINING_OPS = frozenset({"Gemm", "MatMul", "Add", "Relu", "Conv", "MaxPool", "Flatten",
                           "Reshape", "BatchNormalization", "Sigmoid", "Tanh", "Softmax",
@@ -168,6 +175,9 @@ class Worker(Role):
             return
         if err is not None:
             if isinstance(err, Stopped):
+                return
+            if isinstance(err, _transient()):  # a seeder away for now: try again next tick
+                self.node.tasks.reset(job.job_id, "train")
                 return
             kind = "refused unsafe input" if isinstance(err, UnsafeInputError) else "error"
             self.set_phase(job.job_id, "failed", error=f"{kind}: {err}")
