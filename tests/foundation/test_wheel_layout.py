@@ -42,13 +42,18 @@ def test_wheel_contains_rtl_and_contract_sources(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     wheel = next(tmp_path.glob("morphware-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
+    parts = ("compiler", "systolic", "contracts", "runtime", "bitstreams")
     expected = {
-        "rtl": [p for p in (ROOT / "systolic").rglob("*.v")],
-        "vyper": [p for p in (ROOT / "contracts").rglob("*.vy")],
-        "manifests": [p for p in (ROOT / "bitstreams").rglob("*.json")]
-                     + [p for p in (ROOT / "bitstreams").rglob("*.toml")],
+        "rtl": list((ROOT / "systolic" / "rtl").rglob("*.v")),
+        "testbench": list((ROOT / "systolic" / "rtl").rglob("*.sv")),
+        "vyper": list((ROOT / "contracts").rglob("*.vy")),
+        "manifests": list((ROOT / "bitstreams").rglob("*.json")),
+        "dashboard": list((ROOT / "runtime" / "dashboard").rglob("*.js")),
+        "python": [p for part in parts for p in (ROOT / part).rglob("*.py")
+                   if "__pycache__" not in p.parts],
     }
     for kind, files in expected.items():
+        assert files, f"no {kind} files found in the source tree"
         for f in files:
             rel = f.relative_to(ROOT)
             arc = "morphware/" + str(rel)
