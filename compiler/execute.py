@@ -15,26 +15,9 @@ from morphware.compiler.lower import m_chunks
 from morphware.compiler.program import Program
 from morphware.systolic.circuit import get_circuit
 from morphware.systolic.params import ArrayParams
+from morphware.systolic.sim import GemmCall, GemmResult
 
-
-@dataclass
-class GemmCall:
-    """One array command (the fields of ``morphware.systolic.sim.GemmCall``)."""
-
-    a: np.ndarray
-    w: np.ndarray
-    bias: np.ndarray
-    mult: np.ndarray
-    shift: np.ndarray
-    relu: bool = False
-    raw: bool = False
-
-
-@dataclass
-class GemmResult:
-    out: np.ndarray
-    cycles: int
-    stall_cycles: int = 0
+__all__ = ["GemmCall", "GemmResult", "GemmBackend", "GoldenBackend", "RtlBackend", "Execution"]
 
 
 class GemmBackend(Protocol):
@@ -54,7 +37,7 @@ class GoldenBackend:
             y = self.circuit.golden_gemm(c.a, c.w, c.bias, c.mult, c.shift, self.p,
                                          relu=c.relu, raw=c.raw)
             m, k = c.a.shape
-            out.append(GemmResult(y, int(self.circuit.cycles(m, k, c.w.shape[1], self.p))))
+            out.append(GemmResult(y, int(self.circuit.cycles(m, k, c.w.shape[1], self.p)), 0))
         return out
 
 
@@ -67,12 +50,9 @@ class RtlBackend:
         self.circuit = get_circuit(circuit)
 
     def gemm(self, calls: list[GemmCall]) -> list[Any]:
-        from morphware.systolic.sim import GemmCall as SimCall
         from morphware.systolic.sim import run_gemms
 
-        sim_calls = [SimCall(c.a, c.w, c.bias, c.mult, c.shift, relu=c.relu, raw=c.raw)
-                     for c in calls]
-        return run_gemms(self.p, sim_calls, sim=self.sim, circuit=self.circuit)
+        return run_gemms(self.p, list(calls), sim=self.sim, circuit=self.circuit)
 
 
 @dataclass

@@ -6,10 +6,9 @@ import importlib.metadata
 import subprocess
 import sys
 
-from typer.testing import CliRunner
-
 from morphware.runtime import doctor
 from morphware.runtime.cli import app
+from typer.testing import CliRunner
 
 runner = CliRunner()
 
