@@ -116,3 +116,32 @@ def to_base_units(amount: float, decimals: int = 18) -> int:
 
 def from_base_units(amount: int, decimals: int = 18) -> float:
     return amount / 10**decimals
+
+
+TRAIN_STATE_FACTOR = 4  # weights, gradients and two Adam moments, float32 each
+DATA_COPIES = 2         # the arrays as loaded, and their float32 tensors
+
+
+def available_memory() -> int:
+    """Bytes of physical memory available now (Linux sysconf; 0 when unknown)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def training_memory(params: int, train_bytes: int) -> int:
+    """A worker's estimate of the memory a training job needs (activations are small beside
+    the data for the models the market serves; the factor 2 below covers them)."""
+    return 2 * (TRAIN_STATE_FACTOR * 4 * params + DATA_COPIES * train_bytes)
+
+
+def fits_memory(manifest: dict, available: int | None = None) -> tuple[bool, str]:
+    """Whether the job's training state and data fit in this machine's free memory."""
+    need = training_memory(int(manifest.get("params", 0)), int(manifest.get("train_bytes", 0)))
+    have = available_memory() if available is None else available
+    if have and need > have:
+        return False, f"needs about {need / 2**20:.0f} MiB, {have / 2**20:.0f} MiB free"
+    return True, "ok"

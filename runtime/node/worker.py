@@ -25,7 +25,13 @@ from morphware.runtime.node.chain import ChainEvent, ChainJob, Status
 from morphware.runtime.node.daemon import Role, Stopped
 from morphware.runtime.node.jobmeta import ARTIFACTS_FOR_WINNER, JobMetadata, MetadataError
 from morphware.runtime.node.keys import unwrap_bundle, wrap_bundle
-from morphware.runtime.node.pricing import WorkLoad, from_base_units, quote, to_base_units
+from morphware.runtime.node.pricing import (
+    WorkLoad,
+    fits_memory,
+    from_base_units,
+    quote,
+    to_base_units,
+)
 from morphware.runtime.node.store import JobRow
 from morphware.runtime.node.tasks import NotReady
 
@@ -37,10 +43,12 @@ def _transient() -> tuple[type[BaseException], ...]:
     return (TorrentError, NotReady, ConnectionError, TimeoutError)
 
 
-TRAINING_OPS = frozenset({"Gemm", "MatMul", "Add", "Relu", "Conv", "MaxPool", "Flatten",
-                          "Reshape", "BatchNormalization", "Sigmoid", "Tanh", "Softmax",
-                          "AveragePool", "GlobalAveragePool", "Identity", "Dropout",
-                          "Transpose", "Mul", "Sub", "Concat", "LeakyRelu"})
+def training_ops(backend: str) -> frozenset[str]:
+    """The ONNX ops the training engine can run on ``backend`` ("auto": the first torch one)."""
+    from morphware.runtime.backends.registry import get_backend, select_backend
+
+    b = select_backend("train") if backend == "auto" else get_backend(backend)
+    return b.capabilities().ops
 
 
 class Worker(Role):
@@ -108,9 +116,12 @@ class Worker(Role):
         from morphware.runtime.node.engine import manifest_ops, workload_figures
 
         ops = manifest_ops(meta.manifest)
-        unsupported = sorted(ops - TRAINING_OPS)
+        unsupported = sorted(ops - training_ops(self.node.config.train_backend))
         if unsupported:
             return None, f"ops {unsupported} not supported by the training engine"
+        ok, why = fits_memory(meta.manifest)
+        if not ok:
+            return None, why
         macs, samples, epochs = workload_figures(meta.manifest)
         profile = self.node.config.profile
         assert profile is not None

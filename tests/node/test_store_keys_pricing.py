@@ -130,3 +130,13 @@ def test_key_bundle_roundtrip_fits_the_chain_and_refuses_tampering():
         unwrap_bundle(bytes(bad), k1.private_key)
     with pytest.raises(KeyBundleError, match="malformed"):
         unwrap_bundle(blob[:-10], k1.private_key)
+
+
+def test_memory_check_refuses_what_cannot_fit():
+    from morphware.runtime.node.pricing import fits_memory, training_memory
+
+    small = {"params": 9000, "train_bytes": 400_000}
+    assert fits_memory(small, available=2**30) == (True, "ok")
+    ok, why = fits_memory({"params": 10**9, "train_bytes": 10**10}, available=2**30)
+    assert not ok and "MiB free" in why
+    assert training_memory(1000, 0) < training_memory(2000, 0)
