@@ -90,6 +90,8 @@ def run(quick: bool = False) -> Report:
                 "in this process; 'local' evaluation is one cpu + one golden pass, the market "
                 "runs three validators in parallel threads",
                 "the bid window is skipped by moving the chain clock once all bids are sealed",
+                "both sides are warm (one unmeasured local pass first): compiled Programs and "
+                "backend profiles are cached on disk and shared by the market's nodes",
                 "single runs on a shared 2-core machine: phases of a few seconds vary by 2x "
                 "between runs"]),
             Table("Accuracy of the trained model", acc),

@@ -356,6 +356,13 @@ class Store:
             c.execute("INSERT OR REPLACE INTO progress(job_id, step, payload) VALUES (?, ?, ?)",
                       (job_id, step, json.dumps(payload)))
 
+    def add_progress_many(self, job_id: int, events: list[dict[str, Any]]) -> None:
+        """Several progress events (each with a "step") in one transaction."""
+        with self._tx() as c:
+            c.executemany("INSERT OR REPLACE INTO progress(job_id, step, payload) "
+                          "VALUES (?, ?, ?)",
+                          [(job_id, int(e["step"]), json.dumps(e)) for e in events])
+
     def progress(self, job_id: int, after: int = -1) -> list[dict[str, Any]]:
         rows = self._query("SELECT payload FROM progress WHERE job_id = ? AND step > ? "
                            "ORDER BY step", (job_id, after))

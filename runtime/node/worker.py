@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,9 @@ def _transient() -> tuple[type[BaseException], ...]:
     from morphware.runtime.delivery.torrent import TorrentError
 
     return (TorrentError, NotReady, ConnectionError, TimeoutError)
+
+
+PROGRESS_FLUSH_S = 0.25
 
 
 def training_ops(backend: str) -> frozenset[str]:
@@ -221,17 +225,29 @@ class Worker(Role):
                 timeout=self.node.config.fetch_timeout,
                 stall_timeout=self.node.config.stall_timeout, dest=work / f"{name}{suffix}")
         self.node.check_stopped()
-        step = [0]
+        buf: list[dict[str, Any]] = []
+        flushed = [time.monotonic(), 0]
+
+        def flush() -> None:
+            if buf:
+                self.store.add_progress_many(job_id, buf)
+                buf.clear()
+            flushed[0] = time.monotonic()
 
         def on_step(epoch: int, batch: int, loss: float) -> None:
+            # Published in small batches: one SQLite commit per step would cost more than
+            # the step itself on a small model.
             self.node.check_stopped()
             with self._progress_lock:
-                self.store.add_progress(job_id, step[0], {"step": step[0], "epoch": epoch,
-                                                          "loss": loss})
-                step[0] += 1
+                buf.append({"step": flushed[1], "epoch": epoch, "loss": loss})
+                flushed[1] += 1
+                if time.monotonic() - flushed[0] >= PROGRESS_FLUSH_S:
+                    flush()
 
         trained = train(paths["model"], paths["train"], paths["recipe"], work / "trained.onnx",
                         on_step, backend=self.node.config.train_backend)
+        with self._progress_lock:
+            flush()
         pub = self.node.delivery.publish(trained.model)
         self.store.upsert_job(job_id, self.name, train_seconds=round(trained.seconds, 3))
         self.store.put_artifact(job_id, "result", magnet=pub.magnet,
