@@ -92,6 +92,9 @@ def run(quick: bool = False) -> Report:
                 "the bid window is skipped by moving the chain clock once all bids are sealed",
                 "both sides are warm (one unmeasured local pass first): compiled Programs and "
                 "backend profiles are cached on disk and shared by the market's nodes",
+                "the market's training shares this process (and its GIL) with six other nodes' "
+                "chain loops, the block producer and libtorrent: that, not the protocol, is most "
+                "of the training row's gap; real nodes are separate processes",
                 "single runs on a shared 2-core machine: phases of a few seconds vary by 2x "
                 "between runs"]),
             Table("Accuracy of the trained model", acc),
