@@ -140,7 +140,7 @@ class LocalMarket:
         return market
 
     def add(self, p: Participant, *, profile: WorkerProfile | None = None,
-            fetch_timeout: float = 60.0, stall_timeout: float = 15.0) -> Node:
+            fetch_timeout: float = 60.0, stall_timeout: float = 6.0) -> Node:
         """Start (or restart, on the same data dir) the node of ``p``."""
         market = self.market_for(p.name)
         acct = self._accounts[p.name]

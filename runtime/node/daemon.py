@@ -34,15 +34,11 @@ from morphware.runtime.node.keystore import NodeKey
 from morphware.runtime.node.peers import NodeHttp, PeerBook, PeerInfo
 from morphware.runtime.node.pricing import WorkerProfile
 from morphware.runtime.node.store import JobRow, Store
-from morphware.runtime.node.tasks import TaskRunner
+from morphware.runtime.node.tasks import Stopped, TaskRunner
 
 log = logging.getLogger("morphware.node")
 
 ROLES = ("requester", "worker", "validator")
-
-
-class Stopped(RuntimeError):
-    """Raised inside background work when the node is shutting down."""
 
 
 @dataclass

@@ -18,6 +18,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+class Stopped(RuntimeError):
+    """Raised inside background work when the node is shutting down."""
+
+
 class NotReady(RuntimeError):
     """A task that cannot finish yet (a peer has not published what it needs); the caller
     resets and retries it on a later tick."""
@@ -45,8 +49,8 @@ class TaskRunner:
     def _run(key: tuple[int, str], fn: Callable[[], Any]) -> Any:
         try:
             return fn()
-        except NotReady as e:
-            log.debug("task %s of job %d not ready: %s", key[1], key[0], e)
+        except (NotReady, Stopped) as e:
+            log.debug("task %s of job %d: %s", key[1], key[0], e)
             raise
         except Exception:
             log.exception("task %s of job %d failed", key[1], key[0])

@@ -59,7 +59,7 @@ def test_job_runs_to_a_paid_result_and_a_too_high_bid_loses(local_market, tmp_pa
 def test_worker_killed_during_training_times_out_refunds_and_slashes(local_market, tmp_path):
     cast = [c for c in CAST if c.name != "worker-b"]
     before = _start(local_market, cast)
-    job = post(local_market, tmp_path / "pkg", epochs=30)
+    job = post(local_market, tmp_path / "pkg", epochs=60)  # long enough to stop it mid-way
     assert local_market.warp_past_bidding(job, 1, timeout=20)
     worker = local_market.nodes["worker-a"]
     assert wait_phase(worker, job, "worker", "training", 30)

@@ -106,7 +106,7 @@ def test_every_role_in_its_own_process_against_anvil(tmp_path):
             assert all(n.poll() is None for n in nodes), "a node exited early"
             time.sleep(0.5)
         (tmp_path / "job").mkdir()
-        job = _job(tmp_path / "job", bid_window=10)
+        job = _job(tmp_path / "job", bid_window=12)
         done = subprocess.run(
             [*MORPHWARE, "submit", str(job), "--data-dir", str(tmp_path / "requester"),
              "--wait", "--timeout", "150"], env=env, capture_output=True, text=True, timeout=180)
