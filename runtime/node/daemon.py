@@ -92,7 +92,7 @@ class Node:
         host, port = self.delivery.address
         self.peers.announce(PeerInfo(address=key.address, torrent_host=host, torrent_port=port,
                                      http_url=self.http.url))
-        self.tasks = TaskRunner(workers=2, name=self.name)
+        self.tasks = TaskRunner(workers=4, name=self.name)  # prefetches must not starve training
         self.stop_event = threading.Event()
         self._sink = on_event
         self._thread: threading.Thread | None = None
@@ -188,6 +188,24 @@ class Node:
         finally:
             self.forget_job(job_id)
         return True
+
+    def publish(self, path: Path) -> Any:
+        """Encrypt and seed one artifact (``Delivery.publish``)."""
+        return self.delivery.publish(path)
+
+    def fetch(self, magnet: str, content_hash: bytes, key: bytes | None = None, *,
+              dest: Path | None = None) -> Path:
+        """Fetch and verify one artifact from the peers in the peer book, and decrypt it when
+        ``key`` is given (without: the ciphertext only, e.g. a prefetch during the auction).
+        A stalled fetch raises the delivery's TorrentError; callers retry on a later tick."""
+        cfg = self.config
+        if key is None:
+            return self.delivery.fetch_ciphertext(
+                magnet, content_hash, peers=self.torrent_peers(),
+                timeout=cfg.fetch_timeout, stall_timeout=cfg.stall_timeout)
+        return self.delivery.fetch(magnet, content_hash, key, peers=self.torrent_peers(),
+                                   timeout=cfg.fetch_timeout, stall_timeout=cfg.stall_timeout,
+                                   dest=dest)
 
     def check_stopped(self) -> None:
         if self.stop_event.is_set():

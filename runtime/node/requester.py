@@ -134,7 +134,7 @@ class Requester(Role):
             raise ValueError(f"job {name!r} lacks artifact(s) {missing}")
         refs = {}
         for art, path in files.items():
-            pub = self.node.delivery.publish(path)
+            pub = self.node.publish(path)
             self.store.put_artifact(-local_id, art, magnet=pub.magnet,
                                     content_hash=pub.content_hash.hex(), key=pub.key.hex(),
                                     path=str(path))
@@ -274,10 +274,7 @@ class Requester(Role):
         magnet = self.store.get_meta(f"result_magnet:{job_id}") or ""
         result_hash = self.store.get_meta(f"result_hash:{job_id}") or ""
         dest = self.node.data_dir / "results" / str(job_id) / "model.onnx"
-        path = self.node.delivery.fetch(magnet, bytes.fromhex(result_hash), keys["result"],
-                                        peers=self.node.torrent_peers(),
-                                        timeout=self.node.config.fetch_timeout,
-                                        stall_timeout=self.node.config.stall_timeout, dest=dest)
+        path = self.node.fetch(magnet, bytes.fromhex(result_hash), keys["result"], dest=dest)
         self.store.upsert_job(job_id, self.name, loss_curve=read_curve(Path(path)))
         self.node.emit("requester.model_received", job=job_id, path=str(path))
         return Path(path)

@@ -118,15 +118,10 @@ class Validator(Role):
         work = self.node.data_dir / "validate" / str(job_id)
         cfg = self.node.config
         ref = meta.artifacts["test"]
-        test = self.node.delivery.fetch(ref.magnet, ref.content_hash, test_key,
-                                        peers=self.node.torrent_peers(),
-                                        timeout=cfg.fetch_timeout,
-                                        stall_timeout=cfg.stall_timeout, dest=work / "test.npz")
+        test = self.node.fetch(ref.magnet, ref.content_hash, test_key, dest=work / "test.npz")
         magnet = self.store.get_meta(f"result_magnet:{job_id}") or ""
         rhash = bytes.fromhex(self.store.get_meta(f"result_hash:{job_id}") or "")
-        model = self.node.delivery.fetch(magnet, rhash, model_key, peers=self.node.torrent_peers(),
-                                         timeout=cfg.fetch_timeout,
-                                         stall_timeout=cfg.stall_timeout, dest=work / "model.onnx")
+        model = self.node.fetch(magnet, rhash, model_key, dest=work / "model.onnx")
         metric = self.store.get_meta(f"job_metric:{job_id}") or "accuracy"
         value = evaluate(Path(model), Path(test), metric, backend=cfg.eval_backend)
         self.node.emit("validator.metric", job=job_id, metric=metric, value=value,

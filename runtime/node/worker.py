@@ -140,10 +140,7 @@ class Worker(Role):
         """Download the ciphertexts during the auction (no key needed), so a win starts work."""
         for name in ARTIFACTS_FOR_WINNER:
             ref = meta.artifacts[name]
-            self.node.delivery.fetch_ciphertext(
-                ref.magnet, ref.content_hash, peers=self.node.torrent_peers(),
-                timeout=self.node.config.fetch_timeout,
-                stall_timeout=self.node.config.stall_timeout)
+            self.node.fetch(ref.magnet, ref.content_hash)
 
     def _committed(self, job: JobRow, cj: ChainJob) -> None:
         bid = self.store.bid(job.job_id)
@@ -220,10 +217,8 @@ class Worker(Role):
         for name in ARTIFACTS_FOR_WINNER:
             ref = meta.artifacts[name]
             suffix = {"model": ".onnx", "train": ".npz", "recipe": ".toml"}[name]
-            paths[name] = self.node.delivery.fetch(
-                ref.magnet, ref.content_hash, keys[name], peers=self.node.torrent_peers(),
-                timeout=self.node.config.fetch_timeout,
-                stall_timeout=self.node.config.stall_timeout, dest=work / f"{name}{suffix}")
+            paths[name] = self.node.fetch(ref.magnet, ref.content_hash, keys[name],
+                                          dest=work / f"{name}{suffix}")
         self.node.check_stopped()
         buf: list[dict[str, Any]] = []
         flushed = [time.monotonic(), 0]
@@ -248,7 +243,7 @@ class Worker(Role):
                         on_step, backend=self.node.config.train_backend)
         with self._progress_lock:
             flush()
-        pub = self.node.delivery.publish(trained.model)
+        pub = self.node.publish(trained.model)
         self.store.upsert_job(job_id, self.name, train_seconds=round(trained.seconds, 3))
         self.store.put_artifact(job_id, "result", magnet=pub.magnet,
                                 content_hash=pub.content_hash.hex(), key=pub.key.hex(),
