@@ -265,8 +265,12 @@ class DemoResult:
 
 def run_demo(job: Path = EXAMPLE_JOB, root: Path | None = None, *, timeout: float = 170.0,
              echo: Callable[[str], None] | None = print,
-             cast: list[Participant] | None = None) -> DemoResult:
-    """Run the market on ``job`` until the requester holds the trained model (or ``timeout``)."""
+             cast: list[Participant] | None = None,
+             on_requester: Callable[[Node], Any] | None = None) -> DemoResult:
+    """Run the market on ``job`` until the requester holds the trained model (or ``timeout``).
+    ``on_requester`` is called with the requester's node as soon as it exists, before the other
+    nodes start (``morphware demo --dashboard`` serves its store from there); what it raises
+    stops the demo."""
     if root is None:  # kept: the trained model is there
         root = Path(tempfile.mkdtemp(prefix="morphware-demo-"))
     cast = cast or default_cast()
@@ -274,7 +278,9 @@ def run_demo(job: Path = EXAMPLE_JOB, root: Path | None = None, *, timeout: floa
     market = LocalMarket(Path(root), echo=echo)
     try:
         for p in cast:
-            market.add(p)
+            node = market.add(p)
+            if p.name == "requester" and on_requester is not None:
+                on_requester(node)
         before = market.balances()
         requester = market.nodes["requester"]
         local_id = requester.roles["requester"].submit(job)

@@ -23,18 +23,70 @@ def demo(
                                   help="Where the nodes keep their state [default: a new temp dir]."),
     timeout: float = typer.Option(170.0, "--timeout", help="Give up after this many seconds."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only print the summary."),
+    dashboard: bool = typer.Option(False, "--dashboard",
+                                   help="Serve the requester's dashboard while the demo runs."),
+    dashboard_port: int = typer.Option(8765, "--dashboard-port", min=0, max=65535,
+                                       help="With --dashboard: its port (0: any free one)."),
+    keep_serving: bool = typer.Option(False, "--keep-serving",
+                                      help="Keep the dashboard up after the summary until "
+                                           "Ctrl-C (implies --dashboard)."),
 ) -> None:
     """Run a whole market in this process on the digits job: embedded chain, torrents on
     loopback, one requester, three workers, three validators (one on the systolic golden model)."""
     from morphware.runtime.demo import EXAMPLE_JOB, run_demo, summary
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    servers: list = []
+
+    def serve(requester) -> None:  # noqa: ANN001 - Node, lazily imported
+        # its data dir, over a connection of the dashboard's own: it outlives the node
+        servers.append(_start_dashboard(requester.data_dir, dashboard_port))
+
     typer.echo("morphware demo: starting an embedded chain and 7 nodes ...")
-    result = run_demo(job or EXAMPLE_JOB, data_dir, timeout=timeout,
-                      echo=None if quiet else typer.echo)
-    typer.echo(summary(result))
+    try:
+        result = run_demo(job or EXAMPLE_JOB, data_dir, timeout=timeout,
+                          echo=None if quiet else typer.echo,
+                          on_requester=serve if dashboard or keep_serving else None)
+        typer.echo(summary(result))
+        if keep_serving and servers:
+            typer.echo(f"dashboard still on {servers[0].url}/dashboard/ (Ctrl-C to stop)")
+            _serve_until_interrupted()
+    finally:
+        for srv in servers:
+            srv.stop()
     if not result.paid:
         raise typer.Exit(1)
+
+
+def _serve_until_interrupted() -> None:
+    """Block until Ctrl-C or SIGTERM (both end in the caller's clean shutdown)."""
+    import signal
+
+    def _interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        while True:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _start_dashboard(source, port: int):  # noqa: ANN001, ANN202 - lazy types
+    """Start a DashboardServer on 127.0.0.1:``port`` and print its URL; a port in use (or any
+    failure to serve) is a clear error and exit status 1."""
+    from morphware.runtime.api.server import DashboardServer, ServeError
+
+    try:
+        srv = DashboardServer(source, port=port).start()
+    except (ServeError, OSError) as e:
+        typer.echo(f"error: dashboard: {e}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"dashboard on {srv.url}/dashboard/ (API: {srv.url}/api/node)")
+    return srv
 
 
 def node(
@@ -56,6 +108,9 @@ def node(
     poll: float = typer.Option(0.2, "--poll", help="Seconds between chain polls."),
     password_env: str = typer.Option("MORPHWARE_PASSWORD", "--password-env",
                                      help="Environment variable holding the keystore password."),
+    dashboard_port: int = typer.Option(0, "--dashboard-port", min=0, max=65535,
+                                       help="Serve this node's dashboard and API on "
+                                            "127.0.0.1:PORT (0: off)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the node daemon until interrupted (Ctrl-C) or sent SIGTERM."""
@@ -90,13 +145,18 @@ def node(
     signal.signal(signal.SIGTERM, lambda *_: n.stop_event.set())
     typer.echo(f"node {key.address} roles={','.join(roles)} http={n.http.url} "
                f"torrent={n.delivery.address[0]}:{n.delivery.address[1]}")
-    for r in n.roles.values():
-        r.setup()
+    srv = None
     try:
+        if dashboard_port:
+            srv = _start_dashboard(n.store, dashboard_port)
+        for r in n.roles.values():
+            r.setup()
         n.run()
     except KeyboardInterrupt:
         pass
     finally:
+        if srv is not None:
+            srv.stop()
         n.stop()
 
 

@@ -86,6 +86,7 @@ class Node:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.name = config.name or key.address[:10]
         self.store = Store(self.data_dir / "node.db")
+        self._record_identity()
         self.delivery = delivery or Delivery(self.data_dir, private_key=key.private_key)
         self.http = NodeHttp(self.store, key.address)
         self.peers = PeerBook(config.peers_dir)
@@ -106,6 +107,14 @@ class Node:
                                           "validator": Validator}
         for r in config.roles:
             self.roles[r] = classes[r](self)
+
+    def _record_identity(self) -> None:
+        """Who this node is and how to read its store's integers, for the API and dashboard
+        (``runtime/api/views.py``): address, name, token decimals, metric fixed-point scale."""
+        self.store.set_meta("address", self.key.address)
+        self.store.set_meta("name", self.name)
+        self.store.set_meta("token_decimals", str(int(self.market.decimals)))
+        self.store.set_meta("metric_scale", str(int(self.market.metric_scale)))
 
     # -- lifecycle ----------------------------------------------------------------------------
 

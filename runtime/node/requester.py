@@ -94,6 +94,10 @@ class Requester(Role):
             seen = dict(row.facts.get(key, {}))
             seen[str(ev.args.get("bidder", ""))] = int(ev.args.get("price", 0))
             self.store.upsert_job(ev.job_id, self.name, **{key: seen})
+        elif ev.name == "MetricRevealed":  # which validator revealed which value (the contract
+            seen = dict(row.facts.get("revealed_metrics", {}))  # lists them in reveal order only)
+            seen[str(ev.args.get("validator", ""))] = int(ev.args.get("metric", 0))
+            self.store.upsert_job(ev.job_id, self.name, revealed_metrics=seen)
 
     def tick(self) -> None:
         for sub in self.store.submissions(pending_only=True):
