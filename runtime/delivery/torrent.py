@@ -15,6 +15,8 @@ Why it looks like this:
 - Fast-resume data is written to ``<state>/resume/`` when a torrent is added, periodically, and
   on close; a new session over the same state folder re-adds every torrent, so a restarted seeder
   seeds again and a restarted fetcher continues from the pieces it has.
+- No torrent queueing: libtorrent's defaults keep only 3 downloads and 5 seeds active and pause
+  the rest (a paused seed refuses fetchers for up to 30 s); a node has many, so all stay active.
 - Every wait is bounded; a fetch that makes no progress for ``stall_timeout`` seconds raises
   ``FetchTimeout`` naming the peers it tried.
 - Thread-safe: libtorrent's API is thread-safe; this module's own tables are guarded by a lock
@@ -162,6 +164,13 @@ class TorrentSession:
             "listen_system_port_fallback": False,
             # peers are few and explicit: retry a refused one after 1 s, not libtorrent's 60 s
             "min_reconnect_time": 1,
+            # every torrent is auto-managed; libtorrent's queue (by default 3 active downloads,
+            # 5 active seeds) would pause the rest: a paused seed turns fetchers away and a
+            # paused fetch waits, until the auto-manager rotates them every 30 s. A node seeds
+            # every artifact it published or fetched and fetches several at once: no queue.
+            "active_downloads": -1,
+            "active_seeds": -1,
+            "active_limit": -1,
         }
         if host not in ("0.0.0.0", "[::]", ""):
             s["outgoing_interfaces"] = host
@@ -392,7 +401,7 @@ class TorrentSession:
         last_connect = 0.0
         while True:
             now = time.monotonic()
-            st = h.status()
+            st = self._status(h, key)
             with self._lock:
                 err = self._errors.get(key)
             if err or st.errc.value():
@@ -403,14 +412,15 @@ class TorrentSession:
             elif (st.has_metadata, done) != last_mark:  # metadata arriving counts as progress
                 last_mark, last_progress = (st.has_metadata, done), now
                 if st.has_metadata:
-                    self._check_size(key, st, max_bytes)
+                    self._check_size(h, key, st, max_bytes)
                     if progress is not None:
                         progress(done, st.total_wanted)
             if st.is_seeding or (st.has_metadata and st.state == lt.torrent_status.seeding):
                 return h.torrent_file()
             if now - last_connect > RECONNECT_EVERY_S and st.num_peers == 0:
                 for p in peers:
-                    h.connect_peer(p)
+                    with contextlib.suppress(RuntimeError):  # removed meanwhile: next status()
+                        h.connect_peer(p)
                 last_connect = now
             if now - last_progress > stall_timeout:
                 raise FetchTimeout(self._stall_message(key, st, peers, stall_timeout))
@@ -419,9 +429,22 @@ class TorrentSession:
                                    f"({done}/{st.total_wanted} bytes)")
             time.sleep(POLL_S)
 
-    def _check_size(self, key: str, st: lt.torrent_status, max_bytes: int | None) -> None:
+    @staticmethod
+    def _status(h: lt.torrent_handle, key: str) -> lt.torrent_status:
+        """The fetch's status; a TorrentError (not libtorrent's "invalid torrent handle"
+        RuntimeError) if the torrent was removed meanwhile (``remove``, or ``close``)."""
+        try:
+            if h.is_valid():
+                return h.status()
+        except RuntimeError:
+            pass
+        raise TorrentError(f"torrent {key} was removed from this session while fetching it")
+
+    def _check_size(self, h: lt.torrent_handle, key: str, st: lt.torrent_status,
+                    max_bytes: int | None) -> None:
         if max_bytes is not None and st.total_wanted > max_bytes:
             self.remove(key)
+            self._wait_gone(h)  # removal is asynchronous: no late write after the rmtree
             shutil.rmtree(self._partial_dir / key, ignore_errors=True)
             raise TorrentError(f"torrent {key} announces {st.total_wanted} bytes, more than the "
                                f"{max_bytes} expected; refused before downloading")
