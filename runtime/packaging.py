@@ -229,36 +229,24 @@ def analyse_onnx(path: Path) -> dict[str, Any]:
 
 
 def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Load ``x`` and ``y`` from an .npz without pickles; object arrays are refused."""
+    """Load ``x`` and ``y`` with the same pickle-free loader workers use (safe_io), so the
+    requester learns of a refusal before posting; errors are phrased for the job's author."""
+    from morphware.runtime.safe_io import NpzError
+    from morphware.runtime.safe_io import load_npz as load_arrays
+
     try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-    except OSError as e:
-        raise PackagingError(f"{path.name}: cannot read as .npz: {e}") from None
-    if magic != b"PK\x03\x04":  # numpy would call any non-zip file "pickled data"
-        raise PackagingError(f"{path.name}: cannot read as .npz: not a zip archive "
-                             f"(write it with numpy.savez)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in ("x", "y") if k not in z.files]
-            if missing:
-                raise PackagingError(f"{path.name} must hold arrays 'x' and 'y'; missing "
-                                     f"{', '.join(missing)} (has: {', '.join(z.files) or 'none'})")
-            x, y = z["x"], z["y"]
-    except PackagingError:
-        raise
-    except ValueError as e:
-        if "allow_pickle" in str(e):
+        arrays = load_arrays(path)
+    except NpzError as e:
+        if "needs pickle" in str(e):
             raise PackagingError(f"{path.name} holds object (pickled) arrays; only numeric "
                                  f"arrays are accepted, since workers load data without "
                                  f"pickles") from None
         raise PackagingError(f"{path.name}: cannot read as .npz: {e}") from None
-    except (OSError, EOFError) as e:
-        raise PackagingError(f"{path.name}: cannot read as .npz: {e}") from None
-    for name, a in (("x", x), ("y", y)):
-        if a.dtype.kind not in "biuf":
-            raise PackagingError(f"{path.name}: '{name}' must be numeric, got dtype {a.dtype}")
-    return x, y
+    missing = [k for k in ("x", "y") if k not in arrays]
+    if missing:
+        raise PackagingError(f"{path.name} must hold arrays 'x' and 'y'; missing "
+                             f"{', '.join(missing)} (has: {', '.join(arrays) or 'none'})")
+    return arrays["x"], arrays["y"]
 
 
 def check_data(role: str, path: Path, x: np.ndarray, y: np.ndarray, input_shape: list[int],
