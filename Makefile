@@ -11,7 +11,8 @@ PIP := $(PY) -m pip
 TOOLS := tools
 ANVIL := $(TOOLS)/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 TORCH_VERSION := 2.13.0
-PYTEST_ARGS ?=
+# `slow` tests (place and route, long simulations) run only when asked: PYTEST_ARGS="-m slow"
+PYTEST_ARGS ?= -m "not slow"
 
 .PHONY: demo test setup system-tools lint bench clean-venv
 

@@ -4,7 +4,7 @@ pyproject.toml holds the metadata; this file only computes the package list, bec
 declarative ``packages.find`` cannot rename folders into a namespace.
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 PARTS = ("compiler", "systolic", "contracts", "runtime", "bitstreams")
 
@@ -13,7 +13,8 @@ packages: list[str] = []
 for part in PARTS:
     package_dir[f"morphware.{part}"] = part
     packages.append(f"morphware.{part}")
-    for sub in find_packages(where=part):
+    # namespace packages too: data folders (rtl/, overlays/, static/) ship as package data
+    for sub in find_namespace_packages(where=part, exclude=["*__pycache__*"]):
         packages.append(f"morphware.{part}.{sub}")
 
 setup(packages=packages, package_dir=package_dir)

@@ -17,7 +17,9 @@ ARRAYS = ((4, 4), (8, 8), (16, 16), (32, 32))
 
 def _export_zoo(tmp: Path) -> dict[str, tuple[Path, tuple[int, ...]]]:
     import onnx
-    from morphware.compiler import frontend, zoo
+    from morphware.compiler import frontend
+
+    from tests.support import zoo
 
     out = {}
     for name in zoo.ZOO:
@@ -31,8 +33,10 @@ def _export_zoo(tmp: Path) -> dict[str, tuple[Path, tuple[int, ...]]]:
 def _accuracy_rows(quick: bool) -> list[dict[str, object]]:
     """Top-1 on the digits test split: float vs the compiled Program (golden) at int8 and int16."""
     import torch
-    from morphware.compiler import compile_model, execute, zoo
+    from morphware.compiler import compile_model, execute
     from morphware.systolic.params import ArrayParams
+
+    from tests.support import zoo
 
     data = zoo.digits()
     rows = []

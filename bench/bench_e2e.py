@@ -24,10 +24,10 @@ from bench.report import Report, Table
 
 
 def _local(job: Path, tmp: Path) -> dict[str, float]:
-    from morphware.runtime.evaluation import evaluate
-    from morphware.runtime.jobspec import load_job
-    from morphware.runtime.packaging import package_job
-    from morphware.runtime.training import train_onnx
+    from morphware.runtime.job.packaging import package_job
+    from morphware.runtime.job.spec import load_job
+    from morphware.runtime.model.evaluation import evaluate
+    from morphware.runtime.model.training import train_onnx
 
     spec = load_job(job)
     t0 = time.perf_counter()

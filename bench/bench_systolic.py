@@ -6,11 +6,12 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from morphware.systolic.commands import GemmCall
 from morphware.systolic.cycle_model import gemm_cycles
 from morphware.systolic.golden import gemm
 from morphware.systolic.params import ArrayParams
 from morphware.systolic.resources import estimate
-from morphware.systolic.sim import GemmCall, build, run_gemms
+from morphware.systolic.sim import build, run_gemms
 
 from bench.report import Report, Table
 

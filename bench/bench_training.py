@@ -35,7 +35,7 @@ def _digits_mlp() -> tuple[Any, Any]:
 
 
 def _models() -> dict[str, tuple[Any, Any]]:
-    from morphware.compiler import zoo
+    from tests.support import zoo
 
     return {"digits MLP": _digits_mlp(), "lenet": zoo.lenet(), "cnn_bn": zoo.cnn_bn()}
 
@@ -69,7 +69,7 @@ def step_times(net: Any, example: Any, blocks: int, steps: int,
     import copy
 
     import torch
-    from morphware.runtime.onnx_torch import to_torch
+    from morphware.runtime.model.onnx_torch import to_torch
 
     conv = to_torch(_export(net, example, tmp / "m.onnx")).train()
     direct = copy.deepcopy(net).train()
@@ -111,8 +111,8 @@ def _training_table(quick: bool, tmp: Path) -> tuple[Table, dict[str, bool]]:
 
 def _inference_table(quick: bool, tmp: Path) -> Table:
     from morphware.runtime.backends.registry import all_backends
-    from morphware.runtime.jobspec import TrainingRecipe
-    from morphware.runtime.training import train_onnx
+    from morphware.runtime.job.spec import TrainingRecipe
+    from morphware.runtime.model.training import train_onnx
 
     z = np.load(DIGITS / "data" / "test.npz")
     x, y = z["x"], z["y"]
@@ -121,7 +121,7 @@ def _inference_table(quick: bool, tmp: Path) -> Table:
     trained = train_onnx(src, DIGITS / "data" / "train.npz",
                          TrainingRecipe(learning_rate=0.01, epochs=8), tmp / "trained.onnx",
                          backend="cpu").onnx_path
-    from morphware.runtime.safe_io import load_onnx
+    from morphware.runtime.model.safe_io import load_onnx
 
     model = load_onnx(trained)
     rows = []

@@ -5,6 +5,7 @@ Public API (import cost is small; hls4ml/qonnx/torch load on first compile):
 * ``compile_model(model, params, calib, bits=None) -> (Program, report)``
 * ``Program`` (``.save(path)``, ``Program.load(path)``)
 * ``execute(program, x, backend="golden"|"rtl"|obj) -> ndarray`` and ``run(...) -> Execution``
+* ``supported_ops()`` — the ONNX op types it accepts (array or host)
 * ``program_cycles(program, batch)``, ``report(program, batch)``, ``format_table(report)``
 """
 
@@ -22,10 +23,11 @@ from morphware.compiler.execute import (
     execute,
     run,
 )
+from morphware.compiler.ops import supported_ops
 from morphware.compiler.program import FORMAT_VERSION, Program
 
 __all__ = [
     "FORMAT_VERSION", "CompileError", "Execution", "GemmCall", "GemmResult", "GoldenBackend",
     "Program", "ProgramFormatError", "RtlBackend", "compile_model", "execute", "format_table",
-    "program_cycles", "report", "run",
+    "program_cycles", "report", "run", "supported_ops",
 ]

@@ -14,21 +14,6 @@ from morphware.systolic.circuit import get_circuit
 from morphware.systolic.params import ArrayParams
 
 
-def _check_calib(calib: Any, shape: tuple[int, ...]) -> np.ndarray:
-    try:
-        x = np.asarray(calib, np.float32)
-    except (TypeError, ValueError) as e:
-        raise CompileError(f"calibration data: not a numeric array ({e})") from e
-    if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != tuple(shape):
-        raise CompileError(f"calibration data: shape {x.shape} does not match the model input "
-                           f"(N, {', '.join(map(str, shape))})")
-    if x.shape[0] == 0:
-        raise CompileError("calibration data: no samples (N = 0)")
-    if not np.all(np.isfinite(x)):
-        raise CompileError("calibration data: contains NaN or infinity")
-    return x
-
-
 def compile_model(model: Any, params: ArrayParams, calib: np.ndarray, bits: int | None = None,
                   example_input: Any = None, name: str = "model",
                   circuit: str = "ws") -> tuple[Program, dict[str, Any]]:
@@ -50,12 +35,11 @@ def compile_model(model: Any, params: ArrayParams, calib: np.ndarray, bits: int 
     mp = frontend.load_onnx(model, example_input)
     frontend.validate(mp)
     shape = frontend.input_shape(mp)
-    x = _check_calib(calib, shape)
     wrapper = frontend.clean(mp)
     with tempfile.TemporaryDirectory() as tmp:
         hm = frontend.to_hls(wrapper, "Systolic", output_dir=tmp, project_name=name,
                              rows=params.rows, cols=params.cols, data_bits=params.data_bits,
-                             acc_depth=params.acc_depth, calibration=x, onnx_input_shape=shape,
+                             acc_depth=params.acc_depth, calibration=calib, onnx_input_shape=shape,
                              circuit=circuit)
     program: Program = hm.systolic_program
     program.meta["name"] = name

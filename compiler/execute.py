@@ -14,8 +14,8 @@ from morphware.compiler import hostops
 from morphware.compiler.lower import m_chunks
 from morphware.compiler.program import Program
 from morphware.systolic.circuit import get_circuit
+from morphware.systolic.commands import GemmCall, GemmResult
 from morphware.systolic.params import ArrayParams
-from morphware.systolic.sim import GemmCall, GemmResult
 
 __all__ = ["GemmCall", "GemmResult", "GemmBackend", "GoldenBackend", "RtlBackend", "Execution"]
 

@@ -119,9 +119,9 @@ def check_ops(m: onnx.ModelProto, original: onnx.ModelProto | None = None) -> No
 
     qonnx renames nodes, so messages use the node's name in ``original`` where it can be found.
     """
-    from hls4ml.converters import get_supported_onnx_layers
+    from morphware.compiler.ops import supported_ops
 
-    supported = set(get_supported_onnx_layers()) | {"Gemm", "Constant", "Identity", "Dropout"}
+    supported = supported_ops()
     first_name = {}
     for n in (original.graph.node if original is not None else []):
         first_name.setdefault(n.op_type, n.name)

@@ -24,6 +24,23 @@ from morphware.compiler.graph import FloatGraph, Node
 from morphware.systolic.params import ArrayParams
 
 
+def check_calibration(calib: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """The calibration batch as float32 ``(N, *shape)``, or a CompileError naming what is wrong
+    (checked once, by the quantise pass, for every route into the backend)."""
+    try:
+        x = np.asarray(calib, np.float32)
+    except (TypeError, ValueError) as e:
+        raise CompileError(f"calibration data: not a numeric array ({e})") from e
+    if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != tuple(shape):
+        raise CompileError(f"calibration data: shape {x.shape} does not match the model input "
+                           f"(N, {', '.join(map(str, shape))})")
+    if x.shape[0] == 0:
+        raise CompileError("calibration data: no samples (N = 0)")
+    if not np.all(np.isfinite(x)):
+        raise CompileError("calibration data: contains NaN or infinity")
+    return x
+
+
 def calibrate(g: FloatGraph, calib: np.ndarray, batch: int = 256) -> dict[str, float]:
     """Max |x| of every tensor over the calibration set ``(N, *g.input_shape)``."""
     stats: dict[str, float] = {}

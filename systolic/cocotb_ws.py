@@ -2,7 +2,8 @@
 
 It reads ``job.npz`` from the working directory, runs every command through ``ws_harness`` (AXI4-Lite
 from Python, streams from hex files inside the HDL), and writes ``results.npz``. The AXI4-Lite
-driver and the output monitor here are the only Python that touches the simulation per cycle.
+driver (``cocotb_axi``) and the output monitor here are the only Python that touches the simulation
+per cycle.
 """
 
 from __future__ import annotations
@@ -14,68 +15,11 @@ from typing import Any
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 from morphware.systolic import regmap, streams
+from morphware.systolic.cocotb_axi import AxiLite
 from morphware.systolic.cycle_model import gemm_cycles, tiles
 from morphware.systolic.params import ArrayParams
-
-
-class AxiLite:
-    """Minimal AXI4-Lite master (one outstanding transaction)."""
-
-    def __init__(self, dut: Any) -> None:
-        self.dut = dut
-        self.clk = dut.aclk
-
-    def idle(self) -> None:
-        d = self.dut
-        for s in (d.s_axil_awvalid, d.s_axil_wvalid, d.s_axil_arvalid):
-            s.value = 0
-        d.s_axil_bready.value = 1
-        d.s_axil_rready.value = 1
-        d.s_axil_awaddr.value = 0
-        d.s_axil_araddr.value = 0
-        d.s_axil_wdata.value = 0
-
-    async def write(self, addr: int, data: int) -> None:
-        d = self.dut
-        d.s_axil_awaddr.value = addr
-        d.s_axil_wdata.value = data & 0xFFFFFFFF
-        d.s_axil_awvalid.value = 1
-        d.s_axil_wvalid.value = 1
-        while True:
-            await ReadOnly()
-            taken = bool(d.s_axil_awready.value)
-            await RisingEdge(self.clk)
-            if taken:
-                break
-        d.s_axil_awvalid.value = 0
-        d.s_axil_wvalid.value = 0
-        while True:
-            await ReadOnly()
-            if d.s_axil_bvalid.value:
-                await RisingEdge(self.clk)
-                return
-            await RisingEdge(self.clk)
-
-    async def read(self, addr: int) -> int:
-        d = self.dut
-        d.s_axil_araddr.value = addr
-        d.s_axil_arvalid.value = 1
-        while True:
-            await ReadOnly()
-            taken = bool(d.s_axil_arready.value)
-            await RisingEdge(self.clk)
-            if taken:
-                break
-        d.s_axil_arvalid.value = 0
-        while True:
-            await ReadOnly()
-            if d.s_axil_rvalid.value:
-                value = d.s_axil_rdata.value.to_unsigned()
-                await RisingEdge(self.clk)
-                return value
-            await RisingEdge(self.clk)
 
 
 async def reset(dut: Any) -> None:

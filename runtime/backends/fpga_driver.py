@@ -91,7 +91,7 @@ class FpgaDriver:
         return [self.run_one(c) for c in calls]
 
     def run_one(self, c: Any) -> Any:
-        from morphware.compiler.execute import GemmResult
+        from morphware.systolic.commands import GemmResult
 
         a, w = np.asarray(c.a, np.int64), np.asarray(c.w, np.int64)
         bias, mult, shift = (np.asarray(v, np.int64) for v in (c.bias, c.mult, c.shift))

@@ -21,22 +21,11 @@ if TYPE_CHECKING:
 
 _CACHE_SIZE = 4
 
-# ONNX ops the compiler lowers to the array (Gemm, MatMul, Conv) or runs as host ops, as of its
-# graph translation (compiler/graph.py); used unless the compiler publishes ``supported_ops()``.
-COMPILER_OPS = frozenset({
-    "Gemm", "MatMul", "Conv", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "MaxPool",
-    "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Reshape", "Flatten", "Transpose",
-    "Add", "Sub", "Mul", "BatchNormalization", "Constant", "Identity", "Dropout",
-})
-
-
 def program_ops() -> frozenset[str]:
     """The ONNX op types a Program can contain (array or host), per the compiler."""
-    try:
-        from morphware.compiler import supported_ops
-    except ImportError:
-        return COMPILER_OPS
-    return frozenset(supported_ops())
+    from morphware.compiler.ops import supported_ops
+
+    return supported_ops()
 
 
 def parse_array(spec: str, data_bits: int = 8) -> ArrayParams:
@@ -101,7 +90,7 @@ class ProgramBackend(Backend):
     def predict(self, model: onnx.ModelProto, x: np.ndarray,
                 calib: np.ndarray | None = None) -> np.ndarray:
         from morphware.compiler import execute
-        from morphware.runtime.safe_io import input_shape, prepare_inputs
+        from morphware.runtime.model.safe_io import input_shape, prepare_inputs
 
         self.require(model)
         shape = input_shape(model)

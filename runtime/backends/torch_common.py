@@ -21,7 +21,7 @@ class TorchBackend(Backend):
         self._modules: dict[str, Any] = {}
 
     def capabilities(self) -> Capabilities:
-        from morphware.runtime.onnx_torch import supported_ops
+        from morphware.runtime.model.onnx_torch import supported_ops
 
         return Capabilities(train=True, programs=False,
                             ops=frozenset(supported_ops()) | {"Constant"})
@@ -29,8 +29,8 @@ class TorchBackend(Backend):
     def predict(self, model: onnx.ModelProto, x: np.ndarray,
                 calib: np.ndarray | None = None) -> np.ndarray:
         import torch
-        from morphware.runtime.onnx_torch import to_torch
-        from morphware.runtime.safe_io import input_shape, prepare_inputs
+        from morphware.runtime.model.onnx_torch import to_torch
+        from morphware.runtime.model.safe_io import input_shape, prepare_inputs
 
         self.require(model)
         x = prepare_inputs(x, input_shape(model), "inputs")

@@ -116,9 +116,10 @@ def node(
     """Run the node daemon until interrupted (Ctrl-C) or sent SIGTERM."""
     import signal
 
-    from morphware.runtime.node.daemon import Node, NodeConfig
+    from morphware.runtime.node.daemon import NodeConfig
     from morphware.runtime.node.keystore import load_keystore, resolve_password
     from morphware.runtime.node.pricing import WorkerProfile, to_base_units
+    from morphware.runtime.node.roles import build_node
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s")
@@ -139,7 +140,7 @@ def node(
                      profile=profile, train_backend=train_backend, eval_backend=eval_backend,
                      worker_stake=to_base_units(stake), validator_stake=to_base_units(stake),
                      poll_interval=poll, name=data_dir.name)
-    n = Node(key, market, cfg)
+    n = build_node(key, market, cfg)
     if n.store.last_block() < 0 and n.store.get_meta("start_block") is None:
         n.store.set_meta("start_block", str(market.client.deployment.block))
     signal.signal(signal.SIGTERM, lambda *_: n.stop_event.set())
@@ -190,7 +191,7 @@ def submit(
     """Queue a job for the requester daemon running on ``--data-dir``; it packages, seeds and
     posts it, then follows it to the end. A job.toml with an [hpo] table runs the search: one
     job per trial, ``parallel`` at a time, until every trial is done (always waits)."""
-    from morphware.runtime.jobspec import JobSpecError, load_job
+    from morphware.runtime.job.spec import JobSpecError, load_job
     from morphware.runtime.node.store import Store
 
     try:
@@ -228,7 +229,7 @@ def submit(
 
 
 def _search(job: Path, data_dir: Path, timeout: float) -> None:
-    from morphware.runtime.hpo import HpoError, run_hpo
+    from morphware.runtime.job.hpo import HpoError, run_hpo
 
     try:
         results = run_hpo(job, data_dir, timeout=timeout, echo=typer.echo)
@@ -267,22 +268,19 @@ def status(
 
 
 def job_status(store, job: int) -> dict:  # noqa: ANN001 - Store, lazily imported
-    """Everything this node's store knows about a job, per role."""
-    from morphware.runtime.node.pricing import from_base_units
+    """Everything this node's store knows about a job, per role (facts shown as the dashboard
+    shows them: ``api.views.clean_facts``)."""
+    from morphware.runtime.api.views import clean_facts, units_of
 
+    units = units_of(store)
     out: dict = {"job": job, "roles": {}}
     for role in ("requester", "worker", "validator"):
         row = store.job(job, role)
         if row is None:
             continue
-        facts = {k: v for k, v in row.facts.items()
-                 if "key" not in k and "salt" not in k and k != "artifacts"}
-        for k in ("price", "withdrawn", "ask", "max_price"):
-            if isinstance(facts.get(k), int):
-                facts[k] = from_base_units(facts[k])
-        for k in ("bids", "revealed_bids"):
-            if isinstance(facts.get(k), dict):
-                facts[k] = {a: from_base_units(p) for a, p in facts[k].items()}
+        facts = clean_facts(row.facts, units)
+        if row.facts.get("loss_curve"):
+            facts["loss_curve"] = list(row.facts["loss_curve"])
         out["roles"][role] = {"phase": row.phase, **facts,
                               "timeline": [(p, round(t - row.created, 2))
                                            for _, p, t in store.timeline(job, role)]}

@@ -14,8 +14,8 @@ def package(
                              help="Output folder [default: <job folder>/package]."),
 ) -> None:
     """Validate job.toml, build and export the model, check the data, write the package."""
-    from morphware.runtime.jobspec import JobSpecError, load_job
-    from morphware.runtime.packaging import PackagingError, package_job
+    from morphware.runtime.job.packaging import PackagingError, package_job
+    from morphware.runtime.job.spec import JobSpecError, load_job
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from morphware.runtime.jobspec import JobSpec
+    from morphware.runtime.job.spec import JobSpec
 
 console = Console()
 
@@ -26,12 +26,12 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     """Errors that are the user's input at fault: print the message, no traceback."""
     from morphware.compiler.errors import CompileError
     from morphware.runtime.backends.base import BackendError
-    from morphware.runtime.evaluation import MetricError
-    from morphware.runtime.jobspec import JobSpecError
-    from morphware.runtime.onnx_torch import UnsupportedOpError
-    from morphware.runtime.packaging import PackagingError
-    from morphware.runtime.safe_io import UnsafeInputError
-    from morphware.runtime.training import TrainingError
+    from morphware.runtime.job.packaging import PackagingError
+    from morphware.runtime.job.spec import JobSpecError
+    from morphware.runtime.model.evaluation import MetricError
+    from morphware.runtime.model.onnx_torch import UnsupportedOpError
+    from morphware.runtime.model.safe_io import UnsafeInputError
+    from morphware.runtime.model.training import TrainingError
 
     return (CompileError, BackendError, MetricError, JobSpecError, UnsupportedOpError,
             UnsafeInputError, TrainingError, PackagingError)
@@ -49,7 +49,7 @@ def model_to_onnx(spec: JobSpec, out: Path) -> Path:
         return spec.model.source
     import warnings
 
-    from morphware.runtime.packaging import build_model, export_onnx
+    from morphware.runtime.job.packaging import build_model, export_onnx
 
     assert spec.model.input_shape is not None  # jobspec requires it for .py/.ipynb
     out.mkdir(parents=True, exist_ok=True)
@@ -66,9 +66,9 @@ def train(
     resume: bool = typer.Option(True, help="resume from out/checkpoint.pt if present"),
 ) -> None:
     """Train a job's model locally (as a worker would) and evaluate it on the job's test set."""
-    from morphware.runtime.evaluation import evaluate
-    from morphware.runtime.jobspec import load_job
-    from morphware.runtime.training import TrainEvent, train_onnx
+    from morphware.runtime.job.spec import load_job
+    from morphware.runtime.model.evaluation import evaluate
+    from morphware.runtime.model.training import TrainEvent, train_onnx
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     try:
@@ -116,7 +116,7 @@ def eval_cmd(
     """Evaluate a model on a test set with one backend."""
     import time
 
-    from morphware.runtime.evaluation import evaluate
+    from morphware.runtime.model.evaluation import evaluate
 
     t0 = time.perf_counter()
     try:

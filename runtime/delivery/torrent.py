@@ -46,7 +46,6 @@ Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 RESUME_EVERY_S = 5.0
 POLL_S = 0.02
 RECONNECT_EVERY_S = 1.0
-HASH_BLOCK = 1 << 20
 _CHECKING = (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
 
 
@@ -64,11 +63,8 @@ class ContentHashMismatch(TorrentError):
 
 def sha256_file(path: Path) -> bytes:
     """SHA-256 of a file's bytes, streamed."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(HASH_BLOCK):
-            h.update(block)
-    return h.digest()
+        return hashlib.file_digest(f, "sha256").digest()
 
 
 def normalize_hash(content_hash: bytes | str) -> bytes:

@@ -90,6 +90,12 @@ class Market(ABC):
     decimals: int = 18
     metric_scale: int = 10**6
 
+    def to_fixed(self, value: float) -> int:
+        """A metric value as the market stores it (``metric_scale`` fixed point, >= 0)."""
+        if value < 0:
+            raise ValueError(f"metrics must be non-negative, got {value}")
+        return round(value * self.metric_scale)
+
     # -- reading ------------------------------------------------------------------------------
     @abstractmethod
     def head(self) -> int:

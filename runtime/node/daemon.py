@@ -23,17 +23,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from morphware.runtime.node.chain import ChainEvent, ChainJob, Market, MarketError
+from morphware.runtime.node.chain import ChainJob, Market, MarketError
 from morphware.runtime.node.keystore import NodeKey
 from morphware.runtime.node.peers import NodeHttp, PeerBook, PeerInfo
 from morphware.runtime.node.pricing import WorkerProfile
-from morphware.runtime.node.store import JobRow, Store
+from morphware.runtime.node.role import Role
+from morphware.runtime.node.store import Store
 from morphware.runtime.node.tasks import Stopped, TaskRunner
 
 log = logging.getLogger("morphware.node")
@@ -76,7 +76,10 @@ class Node:
     """One account's daemon: store, delivery session, HTTP endpoint, roles, chain loop."""
 
     def __init__(self, key: NodeKey, market: Market, config: NodeConfig,
-                 delivery: Any = None, on_event: EventSink | None = None) -> None:
+                 role_classes: Mapping[str, Callable[[Node], Role]], delivery: Any = None,
+                 on_event: EventSink | None = None) -> None:
+        """``role_classes`` maps role names to their implementations (``roles.ROLE_CLASSES``);
+        the node builds the ones ``config.roles`` names."""
         from morphware.runtime.delivery.api import Delivery
 
         self.key = key
@@ -98,15 +101,10 @@ class Node:
         self._sink = on_event
         self._thread: threading.Thread | None = None
         self._job_cache: dict[int, tuple[int, ChainJob]] = {}
-        self.roles: dict[str, Role] = {}
-        from morphware.runtime.node.requester import Requester
-        from morphware.runtime.node.validator import Validator
-        from morphware.runtime.node.worker import Worker
-
-        classes: dict[str, type[Role]] = {"requester": Requester, "worker": Worker,
-                                          "validator": Validator}
-        for r in config.roles:
-            self.roles[r] = classes[r](self)
+        missing = [r for r in config.roles if r not in role_classes]
+        if missing:
+            raise ValueError(f"no implementation given for role(s) {', '.join(missing)}")
+        self.roles: dict[str, Role] = {r: role_classes[r](self) for r in config.roles}
 
     def _record_identity(self) -> None:
         """Who this node is and how to read its store's integers, for the API and dashboard
@@ -225,58 +223,6 @@ class Node:
 
     def torrent_peers(self) -> list[tuple[str, int]]:
         return self.peers.torrent_peers(exclude=self.key.address)
-
-
-class Role(ABC):
-    """A role's handlers. ``on_event`` records facts; ``tick`` acts on every active job."""
-
-    name: str = ""
-
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.store = node.store
-        self.market = node.market
-
-    def setup(self) -> None:
-        """Once at start (e.g. register on chain); nothing by default."""
-        return None
-
-    @abstractmethod
-    def on_event(self, ev: ChainEvent) -> None: ...
-
-    def tick(self) -> None:
-        for job in self.store.jobs(self.name, active_only=True):
-            if self.node.stop_event.is_set():
-                return
-            try:
-                self.step(job)
-            except MarketError as e:
-                log.debug("[%s] %s job %d: %s", self.node.name, self.name, job.job_id, e)
-
-    @abstractmethod
-    def step(self, job: JobRow) -> None:
-        """Advance one job by at most a few idempotent actions."""
-
-    def set_phase(self, job_id: int, phase: str, **facts: Any) -> JobRow:
-        before = self.store.job(job_id, self.name)
-        row = self.store.upsert_job(job_id, self.name, phase, **facts)
-        if before is None or before.phase != phase:
-            self.node.emit(f"{self.name}.{phase}", job=job_id, **_public(facts))
-        return row
-
-    def task_result(self, job_id: int, name: str) -> tuple[bool, Any, BaseException | None]:
-        """(done, result, error) of a background task (not started: (False, None, None))."""
-        fut = self.node.tasks.get(job_id, name)
-        if fut is None or not fut.done():
-            return False, None, None
-        err = fut.exception()
-        return True, (None if err else fut.result()), err
-
-
-def _public(facts: dict[str, Any]) -> dict[str, Any]:
-    """Facts worth printing: never keys or salts, nor long blobs (metadata, magnets)."""
-    return {k: v for k, v in facts.items() if "key" not in k and "salt" not in k
-            and not (isinstance(v, str) and len(v) > 96)}
 
 
 def wait_until(pred: Callable[[], bool], timeout: float, interval: float = 0.1,

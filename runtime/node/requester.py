@@ -21,9 +21,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from morphware.runtime.jobspec import JobSpec
+from morphware.runtime.job.spec import JobSpec
 from morphware.runtime.node.chain import ChainEvent, ChainJob, Status
-from morphware.runtime.node.daemon import Role
 from morphware.runtime.node.jobmeta import (
     ARTIFACTS_FOR_VALIDATORS,
     ARTIFACTS_FOR_WINNER,
@@ -34,7 +33,8 @@ from morphware.runtime.node.jobmeta import (
 from morphware.runtime.node.keys import unwrap_bundle, wrap_bundle
 from morphware.runtime.node.peers import fetch_mail, fetch_progress
 from morphware.runtime.node.pricing import to_base_units
-from morphware.runtime.node.store import JobRow, Store, Submission
+from morphware.runtime.node.role import Role, record_result
+from morphware.runtime.node.store import JobRow, Submission
 from morphware.runtime.node.tasks import NotReady
 
 log = logging.getLogger("morphware.node.requester")
@@ -62,7 +62,7 @@ class Requester(Role):
 
     def submit(self, spec_path: str | Path) -> int:
         """Queue a job.toml; the loop packages, seeds and posts it. Returns the local id."""
-        from morphware.runtime.jobspec import load_job
+        from morphware.runtime.job.spec import load_job
 
         load_job(spec_path)  # fail now, with the field named, not later in the loop
         return self.store.add_submission(Path(spec_path).resolve())
@@ -118,7 +118,7 @@ class Requester(Role):
 
     def _prepare(self, sub: Submission) -> None:
         """Package (runs the requester's own model code, here only) and seed every artifact."""
-        from morphware.runtime.jobspec import load_job
+        from morphware.runtime.job.spec import load_job
         from morphware.runtime.node.engine import package
 
         spec = load_job(sub.spec_path)
@@ -302,9 +302,3 @@ class Requester(Role):
         after = have[-1]["step"] if have else -1
         for ev in fetch_progress(peer.http_url, job_id, after):
             self.store.add_progress(job_id, int(ev["step"]), ev)
-
-
-def record_result(store: Store, ev: ChainEvent) -> None:
-    """Keep a result's magnet and hash (the magnet is event data only)."""
-    store.set_meta(f"result_magnet:{ev.job_id}", str(ev.args.get("magnet", "")))
-    store.set_meta(f"result_hash:{ev.job_id}", bytes(ev.args.get("result_hash", b"")).hex())

@@ -21,11 +21,10 @@ import os
 from pathlib import Path
 
 from morphware.runtime.node.chain import ChainEvent, ChainJob, Status
-from morphware.runtime.node.daemon import Role
 from morphware.runtime.node.jobmeta import JobMetadata
 from morphware.runtime.node.keys import unwrap_bundle
 from morphware.runtime.node.peers import fetch_mail
-from morphware.runtime.node.requester import record_result
+from morphware.runtime.node.role import Role, record_result
 from morphware.runtime.node.store import JobRow
 from morphware.runtime.node.tasks import NotReady
 
@@ -91,10 +90,8 @@ class Validator(Role):
         if err is not None:
             self.node.tasks.reset(job.job_id, "evaluate")  # e.g. the worker's mailbox not ready
             return
-        from morphware.contracts import to_fixed
-
         salt = os.urandom(32)
-        self.set_phase(job.job_id, "evaluated", metric=value, metric_fixed=to_fixed(value),
+        self.set_phase(job.job_id, "evaluated", metric=value, metric_fixed=self.market.to_fixed(value),
                        salt=salt.hex(), backend=self.node.config.eval_backend)
 
     def _evaluate(self, job_id: int) -> float:

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from morphware.runtime.node.chain import ChainEvent, ChainJob, Status
-from morphware.runtime.node.daemon import Role, Stopped
 from morphware.runtime.node.jobmeta import ARTIFACTS_FOR_WINNER, JobMetadata, MetadataError
 from morphware.runtime.node.keys import unwrap_bundle, wrap_bundle
 from morphware.runtime.node.pricing import (
@@ -33,26 +32,13 @@ from morphware.runtime.node.pricing import (
     quote,
     to_base_units,
 )
+from morphware.runtime.node.role import Role
 from morphware.runtime.node.store import JobRow
-from morphware.runtime.node.tasks import NotReady
+from morphware.runtime.node.tasks import Stopped
 
 log = logging.getLogger("morphware.node.worker")
 
-def _transient() -> tuple[type[BaseException], ...]:
-    from morphware.runtime.delivery.torrent import TorrentError
-
-    return (TorrentError, NotReady, ConnectionError, TimeoutError)
-
-
 PROGRESS_FLUSH_S = 0.25
-
-
-def training_ops(backend: str) -> frozenset[str]:
-    """The ONNX ops the training engine can run on ``backend`` ("auto": the first torch one)."""
-    from morphware.runtime.backends.registry import get_backend, select_backend
-
-    b = select_backend("train") if backend == "auto" else get_backend(backend)
-    return b.capabilities().ops
 
 
 class Worker(Role):
@@ -117,7 +103,7 @@ class Worker(Role):
 
     def _price(self, meta: JobMetadata, cj: ChainJob) -> tuple[int | None, Any]:
         """(ask in base units, estimated seconds), or (None, why not) when we should not bid."""
-        from morphware.runtime.node.engine import manifest_ops, workload_figures
+        from morphware.runtime.node.engine import manifest_ops, training_ops, workload_figures
 
         ops = manifest_ops(meta.manifest)
         unsupported = sorted(ops - training_ops(self.node.config.train_backend))
@@ -172,7 +158,7 @@ class Worker(Role):
         self.node.tasks.ensure(job.job_id, "train", lambda: self._train(job.job_id))
 
     def _training(self, job: JobRow, cj: ChainJob) -> None:
-        from morphware.runtime.safe_io import UnsafeInputError
+        from morphware.runtime.node.engine import transient_errors, unsafe_input_error
 
         if cj.status == Status.CLOSED:
             self._finish(job, cj)
@@ -188,10 +174,10 @@ class Worker(Role):
         if err is not None:
             if isinstance(err, Stopped):
                 return
-            if isinstance(err, _transient()):  # a seeder away for now: try again next tick
+            if isinstance(err, transient_errors()):  # a seeder away for now: try again next tick
                 self.node.tasks.reset(job.job_id, "train")
                 return
-            kind = "refused unsafe input" if isinstance(err, UnsafeInputError) else "error"
+            kind = "refused unsafe input" if isinstance(err, unsafe_input_error()) else "error"
             self.set_phase(job.job_id, "failed", error=f"{kind}: {err}")
             return
         art = self.store.artifact(job.job_id, "result")

@@ -284,4 +284,4 @@ MarketMachine.TestCase.settings = settings(
     max_examples=5, stateful_step_count=20, deadline=None, derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-TestMarketStateful = pytest.mark.chain(pytest.mark.slow(MarketMachine.TestCase))
+TestMarketStateful = pytest.mark.chain(MarketMachine.TestCase)

@@ -7,7 +7,9 @@ from typing import Any
 import numpy as np
 import pytest
 from compiler_testlib import SMALL, sample_inputs
-from morphware.compiler import Program, compile_model, zoo
+from morphware.compiler import Program, compile_model
+
+from tests.support import zoo
 
 
 @pytest.fixture(scope="session")

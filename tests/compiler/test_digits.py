@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from morphware.compiler import compile_model, execute, zoo
+from morphware.compiler import compile_model, execute
 from morphware.systolic.params import ArrayParams
+
+from tests.support import zoo
 
 
 def _accuracy(y: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(y.argmax(axis=1) == labels))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("name", "epochs"), [("mlp", 20), ("lenet", 15)])
 def test_int8_accuracy_within_one_point_of_float(digits, name: str, epochs: int) -> None:
     import torch

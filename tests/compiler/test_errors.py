@@ -6,9 +6,11 @@ import numpy as np
 import onnx
 import pytest
 from compiler_testlib import SMALL, sample_inputs
-from morphware.compiler import CompileError, compile_model, execute, zoo
+from morphware.compiler import CompileError, compile_model, execute
 from morphware.compiler.frontend import export_torch
 from onnx import TensorProto, helper
+
+from tests.support import zoo
 
 
 def _mlp_bytes() -> bytes:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from compiler_testlib import sample_inputs
-from morphware.compiler import Program, execute, frontend, zoo
+from morphware.compiler import Program, execute, frontend
 from morphware.runtime.cli import app
 from typer.testing import CliRunner
+
+from tests.support import zoo
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +71,6 @@ def test_cli_reports_bad_calibration(lenet_files) -> None:
     assert "calibration data: shape (4, 3)" in r.output
 
 
-@pytest.mark.slow
 def test_hls_route_c_simulation_agrees_with_float(tmp_path) -> None:
     from morphware.compiler.hls_route import build_hls
 

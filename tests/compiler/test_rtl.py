@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from compiler_testlib import sample_inputs
-from morphware.compiler import cost, run, zoo
+from morphware.compiler import cost, run
+
+from tests.support import zoo
 
 pytestmark = pytest.mark.rtl
 

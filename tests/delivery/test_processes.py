@@ -22,7 +22,6 @@ def _run(*args: str, timeout: float = 90) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.slow
 @pytest.mark.integration
 def test_200mb_between_processes(tmp_path: Path, make_file, keypair) -> None:
     priv, pub = keypair

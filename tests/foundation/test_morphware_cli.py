@@ -6,8 +6,7 @@ import importlib.metadata
 import subprocess
 import sys
 
-from morphware.runtime import doctor
-from morphware.runtime.cli import app
+from morphware.runtime.cli import app, doctor
 from typer.testing import CliRunner
 
 runner = CliRunner()

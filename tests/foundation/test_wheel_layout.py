@@ -7,8 +7,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -33,7 +31,6 @@ def test_systolic_imports_neither_compiler_nor_runtime() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-@pytest.mark.slow
 def test_wheel_contains_rtl_and_contract_sources(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",

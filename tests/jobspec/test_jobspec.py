@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from morphware.runtime.jobspec import (
+from morphware.runtime.job.spec import (
     JobSpecError,
     MetricSpec,
     TrainingRecipe,

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from morphware.runtime.jobspec import load_job
-from morphware.runtime.packaging import (
+from morphware.runtime.job.packaging import (
     PackagingError,
     analyse_onnx,
     load_npz,
     package_job,
     read_recipe,
 )
+from morphware.runtime.job.spec import load_job
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits"
 
@@ -87,7 +87,7 @@ def test_example_trains_past_its_threshold(digits_pkg) -> None:
 
 def _train_and_score(torch, digits_pkg) -> float:
     """Train the example with its own recipe; return test accuracy."""
-    from morphware.runtime.packaging import build_model
+    from morphware.runtime.job.packaging import build_model
 
     spec = load_job(EXAMPLE / "job.toml")
     model = build_model(spec.model.source, spec.model.hparams)

@@ -7,10 +7,10 @@ import shutil
 import optuna
 import pytest
 from morphware.runtime.demo import EXAMPLE_JOB
-from morphware.runtime.hpo import HpoError, run_hpo
+from morphware.runtime.job.hpo import HpoError, run_hpo
 from node_helpers import CAST
 
-pytestmark = [pytest.mark.chain, pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.chain, pytest.mark.integration]
 
 HPO_JOB = """
 [job]

@@ -20,7 +20,7 @@ from morphware.contracts import MarketClient, anvil_accounts, anvil_bin, deploy,
 from morphware.runtime.demo import EXAMPLE_JOB
 from morphware.runtime.node.keystore import create_keystore
 
-pytestmark = [pytest.mark.chain, pytest.mark.integration, pytest.mark.slow,
+pytestmark = [pytest.mark.chain, pytest.mark.integration,
               pytest.mark.skipif(anvil_bin() is None, reason="anvil not installed (make setup)")]
 
 MORPHWARE = [sys.executable, "-m", "morphware.runtime.cli"]

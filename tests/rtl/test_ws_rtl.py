@@ -27,7 +27,6 @@ def test_suite_bit_exact_and_cycle_exact(sim: str, rows: int, cols: int) -> None
     assert all(r.stall_cycles == 0 for r in res)  # free-flowing streams never stall the array
 
 
-@pytest.mark.slow
 def test_suite_16x16_verilator() -> None:
     assert_all_good(run_suite(get_circuit(), ArrayParams(16, 16), "verilator", seed=16))
 

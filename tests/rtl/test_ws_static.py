@@ -35,7 +35,6 @@ def test_icarus_elaborates_with_g2012(tmp_path) -> None:  # noqa: ANN001 - pytes
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed")
 def test_yosys_8x8_has_no_latches() -> None:
     """Word-level synthesis (the full synth_xilinx run lives in the bench and the CLI)."""

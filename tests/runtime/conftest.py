@@ -7,7 +7,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from morphware.runtime.jobspec import TrainingRecipe
+from morphware.runtime.job.spec import TrainingRecipe
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "examples" / "digits"
@@ -60,7 +60,7 @@ def digits_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained_digits(digits_onnx: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """(TrainResult, events) of one CPU training run of the digits MLP."""
-    from morphware.runtime.training import train_onnx
+    from morphware.runtime.model.training import train_onnx
 
     events = []
     out = tmp_path_factory.mktemp("trained") / "trained.onnx"

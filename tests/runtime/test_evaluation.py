@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from morphware.runtime.backends.registry import get_backend
-from morphware.runtime.evaluation import MetricError, evaluate, predict, score
+from morphware.runtime.model.evaluation import MetricError, evaluate, predict, score
 
 
 def test_metric_functions() -> None:
@@ -31,8 +31,7 @@ def test_metric_errors() -> None:
         score("accuracy", np.zeros((3, 3)), np.zeros(2))
 
 
-BACKENDS = ["cpu", "cuda", "golden", pytest.param("rtl", marks=[pytest.mark.rtl,
-                                                                pytest.mark.slow])]
+BACKENDS = ["cpu", "cuda", "golden", pytest.param("rtl", marks=[pytest.mark.rtl])]
 RTL_SUBSET = 8
 
 
@@ -94,7 +93,6 @@ def test_evaluate_accuracy_on_every_backend(backend: str, trained_digits, digits
 
 
 @pytest.mark.rtl
-@pytest.mark.slow
 def test_golden_equals_rtl_bit_for_bit(outputs) -> None:  # type: ignore[no-untyped-def]
     """Rows are independent in a Program, so golden's first rows are the rtl subset's reference."""
     _usable("golden")

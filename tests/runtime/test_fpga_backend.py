@@ -17,10 +17,11 @@ import pytest
 from morphware.bitstreams.catalog import sha256_file
 from morphware.runtime.backends.ops_fpga import FpgaBackend
 from morphware.runtime.backends.program_common import parse_array
-from morphware.runtime.backends.sim_mmio import SimIO
-from morphware.runtime.evaluation import predict
+from morphware.runtime.model.evaluation import predict
 
-pytestmark = [pytest.mark.rtl, pytest.mark.slow]
+from tests.support.sim_mmio import SimIO
+
+pytestmark = [pytest.mark.rtl]
 ARRAY = "4x4"
 
 
@@ -105,7 +106,7 @@ def fpga(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FpgaBacken
 def test_fpga_backend_matches_golden(fpga: FpgaBackend, trained_digits, digits_data) -> None:  # type: ignore[no-untyped-def]
     ok, why = fpga.available()
     assert ok, why
-    from morphware.runtime.safe_io import load_onnx
+    from morphware.runtime.model.safe_io import load_onnx
 
     x = np.load(digits_data[1])["x"]
     model = load_onnx(trained_digits[0].onnx_path)

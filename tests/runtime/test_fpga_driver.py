@@ -9,12 +9,13 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from morphware.compiler.execute import GemmCall
 from morphware.runtime.backends.fpga_driver import DriverError, FpgaDriver
-from morphware.runtime.backends.sim_mmio import SimIO
 from morphware.systolic import golden, regmap, streams
+from morphware.systolic.commands import GemmCall
 from morphware.systolic.cycle_model import gemm_cycles, tiles
 from morphware.systolic.params import ArrayParams
+
+from tests.support.sim_mmio import SimIO
 
 pytestmark = [pytest.mark.rtl]
 
@@ -89,7 +90,6 @@ def test_output_backpressure_counts_stalls(io: SimIO) -> None:
     np.testing.assert_array_equal(streams.output_matrix(beats, m, n, P), want)
 
 
-@pytest.mark.slow
 def test_compiled_program_through_driver(trained_digits, digits_data) -> None:  # type: ignore[no-untyped-def]
     """A whole compiled Program (the trained digits MLP) on the driver equals the golden run."""
     from morphware.compiler import compile_model, execute

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from morphware.runtime.onnx_torch import to_torch
+from morphware.runtime.model.onnx_torch import to_torch
 from onnx import TensorProto, helper, numpy_helper
 
 ort = pytest.importorskip("onnxruntime")

@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
-from morphware.runtime.onnx_torch import UnsupportedOpError, export_onnx, to_torch
+from morphware.runtime.model.onnx_torch import UnsupportedOpError, export_onnx, to_torch
 from onnx import TensorProto, helper
 from torch import nn
 
@@ -150,9 +150,10 @@ def test_softmax_legacy_opset_coerces_to_2d() -> None:
 def test_compiler_zoo_converts(name: str, tmp_path: Path, export_module) -> None:  # type: ignore[no-untyped-def]
     """Every model of the compiler's zoo converts, matches torch, and every backend that runs
     Programs can also take it (the zoo is what the compiler supports)."""
-    from morphware.compiler import zoo
     from morphware.runtime.backends.program_common import program_ops
-    from morphware.runtime.safe_io import load_onnx
+    from morphware.runtime.model.safe_io import load_onnx
+
+    from tests.support import zoo
 
     net, example = zoo.build(name)
     path = export_module(net, example, tmp_path / f"{name}.onnx")

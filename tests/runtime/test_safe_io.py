@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from morphware.runtime.safe_io import (
+from morphware.runtime.model.safe_io import (
     DatasetError,
     NpzError,
     OnnxModelError,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from morphware.runtime.evaluation import evaluate
-from morphware.runtime.jobspec import TrainingRecipe
-from morphware.runtime.safe_io import DatasetError
-from morphware.runtime.training import TrainingError, train_onnx
+from morphware.runtime.job.spec import TrainingRecipe
+from morphware.runtime.model.evaluation import evaluate
+from morphware.runtime.model.safe_io import DatasetError
+from morphware.runtime.model.training import TrainingError, train_onnx
 
 SMALL = TrainingRecipe(learning_rate=0.01, epochs=2, batch_size=128, seed=3)
 
@@ -28,7 +28,7 @@ def test_digits_reaches_95_percent_and_export_reloads(trained_digits, digits_dat
     assert acc >= 0.95
     # the exported file is a fresh model: re-evaluating it from disk gives the same accuracy
     z = np.load(digits_data[1])
-    from morphware.runtime.evaluation import accuracy, predict
+    from morphware.runtime.model.evaluation import accuracy, predict
 
     out, name = predict(result.onnx_path, z["x"], backend="cpu")
     assert name == "cpu" and accuracy(out, z["y"]) == acc
@@ -104,8 +104,9 @@ def test_cnn_with_batchnorm_trains_from_flat_images(tmp_path: Path, export_modul
     """A CNN (Conv/BN/Relu/Flatten/Gemm) takes the flat 64-feature digits as 1x8x8 images; its
     BatchNorm statistics move during training and the export carries them."""
     import onnx
-    from morphware.compiler import zoo
     from onnx import numpy_helper
+
+    from tests.support import zoo
 
     net, example = zoo.cnn_bn()
     src = export_module(net, example, tmp_path / "cnn.onnx")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from morphware.systolic.circuit import get_circuit
+from morphware.systolic.commands import GemmCall, GemmResult
 from morphware.systolic.cycle_model import gemm_cycles
 from morphware.systolic.golden import gemm
 from morphware.systolic.params import ArrayParams
-from morphware.systolic.sim import GemmCall, GemmResult, Stress, run_gemms
+from morphware.systolic.sim import Stress, run_gemms
 from morphware.systolic.verify import directed_cases, random_cases, score
 
 P = ArrayParams(2, 3, acc_depth=8)

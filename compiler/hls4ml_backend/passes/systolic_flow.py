@@ -50,10 +50,7 @@ class SystolicQuantise(ModelOptimizerPass):
                                "<array (N, *input_shape)> to convert_from_onnx_model")
         g = graph.from_modelgraph(model)
         onnx_shape = model.config.get_config_value("OnnxInputShape") or g.input_shape
-        calib = np.asarray(calib, np.float32)
-        if calib.ndim < 1 or tuple(calib.shape[1:]) != tuple(onnx_shape):
-            raise CompileError(f"calibration data: shape {calib.shape} does not match the model "
-                               f"input (N, {', '.join(map(str, onnx_shape))})")
+        calib = lower.check_calibration(calib, tuple(onnx_shape))
         adapt = input_adapt(tuple(onnx_shape), g.input_shape, "input", g.input)
         x = calib if adapt is None else _adapt(adapt, calib)
         st.update(graph=g, adapt=adapt, onnx_shape=tuple(onnx_shape),

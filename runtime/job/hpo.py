@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from morphware.runtime.jobspec import HpoParam, JobSpec, load_job
+from morphware.runtime.job.spec import HpoParam, JobSpec, load_job
 from morphware.runtime.node.store import Store
 
 METRIC_SCALE = 10**6

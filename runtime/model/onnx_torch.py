@@ -12,10 +12,11 @@ dynamic batch axis so the result evaluates on any test-set size.
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import numpy as np
 import onnx
 import torch
 import torch.nn.functional as F
-from morphware.runtime.safe_io import input_shape  # noqa: F401  (re-exported)
+from morphware.runtime.model.safe_io import input_shape  # noqa: F401  (re-exported)
 from onnx import numpy_helper
 from torch import nn
 
@@ -501,15 +502,16 @@ class OnnxModule(nn.Module):
 def to_torch(model: onnx.ModelProto | str | Path) -> OnnxModule:
     """Convert an ONNX model (already checked with ``safe_io``) to a trainable module."""
     if not isinstance(model, onnx.ModelProto):
-        from morphware.runtime.safe_io import load_onnx
+        from morphware.runtime.model.safe_io import load_onnx
 
         model = load_onnx(model)
     return OnnxModule(model)
 
 
 def export_onnx(module: OnnxModule, example: torch.Tensor, path: str | Path,
-                opset: int | None = None) -> Path:
-    """Write ``module`` (in eval mode) as ONNX with a dynamic batch axis; return the path."""
+                opset: int | None = None, metadata: Mapping[str, str] | None = None) -> Path:
+    """Write ``module`` (in eval mode) as ONNX with a dynamic batch axis, with ``metadata``
+    among its metadata_props (written once: the file is never reopened); return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     was_training = module.training
@@ -522,10 +524,15 @@ def export_onnx(module: OnnxModule, example: torch.Tensor, path: str | Path,
             # axis, no dynamo dependency); its deprecation and tracer notes are noise here
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            torch.onnx.export(module, (example,), str(path), dynamo=False, input_names=ins,
+            buf = io.BytesIO()
+            torch.onnx.export(module, (example,), buf, dynamo=False, input_names=ins,
                               output_names=outs, dynamic_axes=dyn,
                               opset_version=max(opset or module.opset, 13),
                               do_constant_folding=False)
     finally:
         module.train(was_training)
+    model = onnx.load_from_string(buf.getvalue())
+    for key, value in (metadata or {}).items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
     return path

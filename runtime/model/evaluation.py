@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from morphware.runtime.safe_io import DatasetError, load_onnx, load_xy
+from morphware.runtime.model.safe_io import DatasetError, load_onnx, load_xy
 
 CALIB_SAMPLES = 256
 METRICS = ("accuracy", "top5", "mse", "mae")

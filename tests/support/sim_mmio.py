@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import socket
 import tempfile
 import threading
@@ -23,7 +24,8 @@ from morphware.runtime.backends.base import cache_dir
 from morphware.runtime.backends.fpga_driver import ArrayIO, DriverError
 from morphware.systolic.params import ArrayParams
 
-TB_MODULE = "morphware.runtime.backends.sim_mmio_tb"
+TB_MODULE = "tests.support.sim_mmio_tb"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PORT_ENV = "MORPHWARE_SIMIO_PORT"
 CYCLES_PER_S = 20_000  # conservative simulated cycles per wall second, for timeouts
 
@@ -83,6 +85,9 @@ class SimIO(ArrayIO):
 
             env = {k: v for k, v in simulator_env().items() if k in ("PATH", "VERILATOR_ROOT")}
             env[PORT_ENV] = str(port)
+            # the testbench module lives in the test tree, not in the installed package
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT),
+                                                              os.environ.get("PYTHONPATH")]))
             try:
                 get_runner(sim).test(test_module=TB_MODULE, hdl_toplevel=circ.toplevel,
                                      hdl_toplevel_lang="verilog", build_dir=build_dir,

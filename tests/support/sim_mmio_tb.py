@@ -13,27 +13,11 @@ import socket
 from typing import Any
 
 import cocotb
+import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
-
-LANE_MASK = {8: 0xFF, 16: 0xFFFF, 32: 0xFFFFFFFF}
-
-
-def pack(beat: list[int], lane_bits: int) -> int:
-    """Lane i in bits [i*w, (i+1)*w), two's complement."""
-    mask = LANE_MASK[lane_bits]
-    word = 0
-    for i, v in enumerate(beat):
-        word |= (int(v) & mask) << (i * lane_bits)
-    return word
-
-
-def unpack32(word: int, lanes: int) -> list[int]:
-    out = []
-    for i in range(lanes):
-        v = (word >> (32 * i)) & 0xFFFFFFFF
-        out.append(v - (1 << 32) if v & 0x80000000 else v)
-    return out
+from morphware.systolic import streams
+from morphware.systolic.cocotb_axi import AxiLite, handshake
 
 
 class Array:
@@ -42,6 +26,7 @@ class Array:
     def __init__(self, dut: Any):
         self.dut = dut
         self.clk = dut.aclk
+        self.bus = AxiLite(dut)
         self.pending: list[Any] = []  # stream tasks not yet finished
         self.out: list[list[int]] = []
         self.out_expected = 0
@@ -49,54 +34,9 @@ class Array:
 
     def idle_bus(self) -> None:
         d = self.dut
-        for s in (d.s_axil_awvalid, d.s_axil_wvalid, d.s_axil_arvalid, d.s_axis_a_tvalid,
-                  d.s_axis_w_tvalid, d.m_axis_o_tready):
+        self.bus.idle()
+        for s in (d.s_axis_a_tvalid, d.s_axis_w_tvalid, d.m_axis_o_tready):
             s.value = 0
-        d.s_axil_bready.value = 1
-        d.s_axil_rready.value = 1
-        d.s_axil_wstrb.value = 0xF
-
-    async def handshake(self, ready: Any) -> None:
-        """Hold the current valid until ``ready`` is sampled high at a rising edge."""
-        while True:
-            await ReadOnly()
-            fire = bool(ready.value)
-            await RisingEdge(self.clk)
-            if fire:
-                return
-
-    async def wait_high(self, sig: Any) -> None:
-        while True:
-            await ReadOnly()
-            high = bool(sig.value)
-            await RisingEdge(self.clk)
-            if high:
-                return
-
-    async def write(self, addr: int, value: int) -> None:
-        d = self.dut
-        d.s_axil_awaddr.value = addr
-        d.s_axil_wdata.value = value
-        d.s_axil_awvalid.value = 1
-        d.s_axil_wvalid.value = 1
-        await self.handshake(d.s_axil_awready)
-        d.s_axil_awvalid.value = 0
-        d.s_axil_wvalid.value = 0
-        await self.wait_high(d.s_axil_bvalid)
-
-    async def read(self, addr: int) -> int:
-        d = self.dut
-        d.s_axil_araddr.value = addr
-        d.s_axil_arvalid.value = 1
-        await self.handshake(d.s_axil_arready)
-        d.s_axil_arvalid.value = 0
-        while True:
-            await ReadOnly()
-            if d.s_axil_rvalid.value:
-                value = int(d.s_axil_rdata.value.to_unsigned())
-                await RisingEdge(self.clk)
-                return value
-            await RisingEdge(self.clk)
 
     async def stream_out(self, channel: str, words: list[int]) -> None:
         valid = getattr(self.dut, f"s_axis_{channel}_tvalid")
@@ -105,7 +45,7 @@ class Array:
         for word in words:
             data.value = word
             valid.value = 1
-            await self.handshake(ready)
+            await handshake(self.clk, ready)
         valid.value = 0
 
     async def stream_in(self, beats: int, lanes: int) -> None:
@@ -116,7 +56,8 @@ class Array:
             await ReadOnly()
             if d.m_axis_o_tvalid.value:
                 got += 1
-                self.out.append(unpack32(int(d.m_axis_o_tdata.value.to_unsigned()), lanes))
+                word = f"{int(d.m_axis_o_tdata.value.to_unsigned()):x}"
+                self.out.append(streams.from_hex_lines([word], lanes)[0].tolist())
                 last = bool(d.m_axis_o_tlast.value)
                 if last != (got == beats) and not self.tlast_error:
                     self.tlast_error = f"tlast={int(last)} on output beat {got} of {beats}"
@@ -143,12 +84,13 @@ class Array:
     async def serve(self, req: dict[str, Any]) -> dict[str, Any]:
         op = req.get("op")
         if op == "read":
-            return {"value": await self.read(int(req["addr"]))}
+            return {"value": await self.bus.read(int(req["addr"]))}
         if op == "write":
-            await self.write(int(req["addr"]), int(req["value"]))
+            await self.bus.write(int(req["addr"]), int(req["value"]))
             return {}
         if op == "send":
-            words = [pack(b, int(req["lane_bits"])) for b in req["beats"]]
+            beats = np.asarray(req["beats"], np.int64).reshape(len(req["beats"]), -1)
+            words = [int(h, 16) for h in streams.to_hex_lines(beats, int(req["lane_bits"]))]
             self.pending.append(cocotb.start_soon(self.stream_out(req["channel"], words)))
             return {}
         if op == "receive":

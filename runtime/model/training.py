@@ -1,7 +1,7 @@
 """The training engine: an ONNX model, an .npz training set and a recipe in; a trained ONNX out.
 
 Everything a worker receives is data (ONNX, .npz, the recipe as TOML), so nothing submitted is
-executed: the ONNX graph is converted to a torch module by ``morphware.runtime.onnx_torch``. The
+executed: the ONNX graph is converted to a torch module by ``morphware.runtime.model.onnx_torch``. The
 loop emits per-step losses and per-epoch metrics to a callback (the worker publishes them as its
 live loss curve), is deterministic on CPU given the recipe's seed, checkpoints after every epoch
 (model, optimizer, RNG, curve) and resumes from a checkpoint, and stops with ``TrainingError`` on
@@ -10,6 +10,7 @@ a non-finite loss instead of shipping a broken model.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from morphware.runtime.safe_io import (
+from morphware.runtime.model.safe_io import (
     DatasetError,
     input_shape,
     load_onnx,
@@ -28,11 +29,14 @@ from morphware.runtime.safe_io import (
 )
 
 if TYPE_CHECKING:
+    import onnx
     import torch
-    from morphware.runtime.jobspec import TrainingRecipe
-    from morphware.runtime.onnx_torch import OnnxModule
+    from morphware.runtime.job.spec import TrainingRecipe
+    from morphware.runtime.model.onnx_torch import OnnxModule
 
 CHECKPOINT_VERSION = 1
+# metadata_props key of the trained model's per-epoch loss curve (JSON list of floats)
+LOSS_CURVE_KEY = "morphware.loss_curve"
 
 
 class TrainingError(RuntimeError):
@@ -198,18 +202,21 @@ class _Loop:
         return metrics
 
 
-def train_onnx(onnx_path: str | Path, train_npz: str | Path, recipe: TrainingRecipe,
+def train_onnx(onnx_path: str | Path | onnx.ModelProto, train_npz: str | Path, recipe: TrainingRecipe,
                out_onnx: str | Path, on_event: EventCallback | None = None,
                backend: str = "auto", checkpoint: str | Path | None = None) -> TrainResult:
     """Train the ONNX model on ``train_npz`` (arrays x, y) following ``recipe``; write the trained
-    model to ``out_onnx``. With ``checkpoint``, state is saved there after every epoch and, if
+    model to ``out_onnx``, its per-epoch loss curve in the metadata (``LOSS_CURVE_KEY``), so the
+    curve travels with the model. ``onnx_path`` may be a model already loaded through
+    ``safe_io.load_onnx``. With ``checkpoint``, state is saved there after every epoch and, if
     the file exists, training resumes from it (same recipe required)."""
+    import onnx
     import torch
-    from morphware.runtime.onnx_torch import export_onnx, to_torch
+    from morphware.runtime.model.onnx_torch import export_onnx, to_torch
 
     t0 = time.perf_counter()
     name, device = _torch_device(backend)
-    model = load_onnx(onnx_path)
+    model = onnx_path if isinstance(onnx_path, onnx.ModelProto) else load_onnx(onnx_path)
     xs, ys = load_xy(train_npz)
     xs = prepare_inputs(xs, input_shape(model), str(train_npz))
     ys = prepare_targets(ys, recipe.loss, str(train_npz))
@@ -241,7 +248,7 @@ def train_onnx(onnx_path: str | Path, train_npz: str | Path, recipe: TrainingRec
     if not metrics:  # resumed from a finished checkpoint: report its final state
         metrics = {"loss": curve[-1]} if curve else {}
     module = module.to("cpu")
-    out = export_onnx(module, x[:1], out_onnx)
+    out = export_onnx(module, x[:1], out_onnx, metadata={LOSS_CURVE_KEY: json.dumps(curve)})
     return TrainResult(metrics, curve, steps, name, recipe.epochs, out,
                        time.perf_counter() - t0)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from morphware.runtime.jobspec import JobSpec, MetricSpec, TrainingRecipe
+from morphware.runtime.job.spec import JobSpec, MetricSpec, TrainingRecipe
 
 MANIFEST_FORMAT = "morphware-job/1"
 OPSET = 17
@@ -57,6 +57,10 @@ class JobPackage:
         """The files to publish, by role. ``test`` goes to validators only."""
         return {"model": self.model, "train": self.train, "test": self.test,
                 "recipe": self.recipe}
+
+    def public_manifest(self) -> dict[str, Any]:
+        """What goes on chain (see ``public_manifest``)."""
+        return public_manifest(self.manifest)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,8 +235,8 @@ def analyse_onnx(path: Path) -> dict[str, Any]:
 def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Load ``x`` and ``y`` with the same pickle-free loader workers use (safe_io), so the
     requester learns of a refusal before posting; errors are phrased for the job's author."""
-    from morphware.runtime.safe_io import NpzError
-    from morphware.runtime.safe_io import load_npz as load_arrays
+    from morphware.runtime.model.safe_io import NpzError
+    from morphware.runtime.model.safe_io import load_npz as load_arrays
 
     try:
         arrays = load_arrays(path)
@@ -308,18 +312,19 @@ def recipe_toml(recipe: TrainingRecipe, metric: MetricSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_recipe(path: Path | str) -> tuple[TrainingRecipe, MetricSpec]:
-    """Parse a received ``training.toml`` (what workers and validators call)."""
+def read_recipe(path: Path | str) -> tuple[TrainingRecipe, MetricSpec | None]:
+    """Parse a received ``training.toml`` (what workers call): data only, validated field by
+    field. ``[metric]`` is informational (the chain holds the binding one) and may be absent."""
     p = Path(path)
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as e:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise PackagingError(f"{p.name}: cannot read the recipe: {e}") from None
     m = doc.get("metric")
-    if not isinstance(m, dict) or set(m) != {"name", "threshold"}:
+    if m is not None and (not isinstance(m, dict) or set(m) != {"name", "threshold"}):
         raise PackagingError(f"{p.name}: [metric] must have exactly name and threshold")
-    return (TrainingRecipe.from_dict(doc.get("training", {}), f"{p.name}: [training]"),
-            MetricSpec(str(m["name"]), float(m["threshold"])))
+    metric = MetricSpec(str(m["name"]), float(m["threshold"])) if m is not None else None
+    return TrainingRecipe.from_dict(doc.get("training", {}), f"{p.name}: [training]"), metric
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,11 +332,8 @@ def read_recipe(path: Path | str) -> tuple[TrainingRecipe, MetricSpec]:
 
 
 def sha256_hex(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _data_entry(path: Path, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
@@ -383,3 +385,43 @@ def package_job(spec: JobSpec, out_dir: Path | str) -> JobPackage:
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return JobPackage(root=out, model=model_path, train=out / TRAIN_FILE, test=out / TEST_FILE,
                       recipe=recipe_path, manifest_path=manifest_path, manifest=manifest)
+
+
+# ---------------------------------------------------------------------------------------------
+# the public manifest (on chain): written by the requester, read by bidders
+
+
+def public_manifest(full: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of the manifest that goes on chain: what a worker needs to decide and
+    price (cost figures, shapes, ops, sizes, metric, epochs), flat and small. File hashes stay
+    out: every download is checked against its ciphertext hash, and AES-GCM authenticates."""
+    model, data, training = full["model"], full["data"], full["training"]
+    return {
+        "format": full.get("format", ""),
+        "name": full.get("name", ""),
+        "macs_per_sample": int(model["macs_per_sample"]),
+        "params": int(model["params"]),
+        "input_shape": list(model["input_shape"]),
+        "output_shape": list(model["output_shape"]),
+        "ops": sorted(model["ops"]),
+        "train_samples": int(data["train"]["samples"]),
+        "test_samples": int(data["test"]["samples"]),
+        "train_bytes": int(data["train"]["bytes"]),
+        "epochs": int(training["epochs"]),
+        "batch_size": int(training["batch_size"]),
+        "metric": {"name": full["metric"]["name"], "threshold": full["metric"]["threshold"]},
+    }
+
+
+def workload_figures(manifest: dict[str, Any]) -> tuple[int, int, int]:
+    """(MACs per sample, training samples, epochs) of a public manifest."""
+    try:
+        return (int(manifest["macs_per_sample"]), int(manifest["train_samples"]),
+                int(manifest["epochs"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"manifest lacks cost figures (macs_per_sample, train_samples, "
+                         f"epochs): {e}") from e
+
+
+def manifest_ops(manifest: dict[str, Any]) -> set[str]:
+    return {str(o) for o in manifest.get("ops", [])}

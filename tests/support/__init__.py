@@ -1,0 +1,1 @@
+"""Test support: harnesses and model zoo shared by the test suite and the benchmarks."""
