@@ -46,8 +46,9 @@ $(VENV)/.stamp-torch: | $(PY)
 	fi
 	touch $@
 
+# setuptools announces every editable install with a multi-line notice; it says nothing to act on.
 $(VENV)/.stamp-project: pyproject.toml setup.py $(VENV)/.stamp-torch
-	$(PIP) install -q -e '.[dev]'
+	PYTHONWARNINGS="ignore:Editable installation" $(PIP) install -q -e '.[dev]'
 	touch $@
 
 # Icarus, Yosys, aria2 (a BitTorrent client we did not write, for interop tests) and Chromium (for
