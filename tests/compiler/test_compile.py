@@ -14,10 +14,11 @@ from morphware.compiler import (
     execute,
     program_cycles,
     run,
-    zoo,
 )
 from morphware.compiler.cost import report as cost_report
 from morphware.compiler.program import FORMAT_VERSION
+
+from tests.support import zoo
 
 MODELS = list(zoo.ZOO)
 
