@@ -15,7 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -31,13 +31,15 @@ class BackendError(RuntimeError):
 
 @dataclass(frozen=True)
 class Capabilities:
-    """``train``: can run the training loop (torch backends). ``programs``: runs compiled,
-    quantised Programs (results are integer-exact, not float). ``ops``: the ONNX op types it can
-    evaluate, host-partitioned ops included."""
+    """``train``: can run the training loop (torch backends in float; Program backends with
+    every GEMM on the array). ``programs``: runs compiled, quantised Programs (results are
+    integer-exact, not float). ``ops``: the ONNX op types it can evaluate, host-partitioned ops
+    included; ``train_ops``: those it can train."""
 
     train: bool
     programs: bool
     ops: frozenset[str]
+    train_ops: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,15 @@ class Backend(ABC):
     def torch_device(self) -> str:
         """The torch device of a training backend."""
         raise BackendError(f"backend {self.name!r} does not train")
+
+    def training_module(self, model: onnx.ModelProto, bits: int | None = None) -> Any:
+        """The trainable torch module of ``model`` on this backend (``bits``: the operand width
+        of array backends; float backends refuse it)."""
+        raise BackendError(f"backend {self.name!r} does not train")
+
+    def array_clock_hz(self) -> float:
+        """The clock of the array this backend trains on (0: not an array)."""
+        return 0.0
 
     def supports(self, model: onnx.ModelProto) -> tuple[bool, str]:
         """Whether every op of ``model`` can run here; the reason names the missing ops."""

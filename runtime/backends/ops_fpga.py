@@ -49,6 +49,18 @@ class FpgaBackend(ProgramBackend):
         manifest.verify_files()
         return manifest
 
+    def array_clock_hz(self) -> float:
+        return float(self._overlay_manifest().clock_mhz) * 1e6
+
+    def training_engine(self, params: Any) -> Any:
+        """The overlay's driver; its operand width is fixed by the bitstream."""
+        from morphware.runtime.backends.base import BackendError
+
+        if params != self.params:
+            raise BackendError(f"the overlay's array is int{self.params.data_bits}; train with "
+                               f"--bits {self.params.data_bits}")
+        return self.gemm_engine()
+
     def gemm_engine(self) -> Any:
         """The driver of the overlay, loaded once (downloading a bitstream takes seconds)."""
         from morphware.runtime.backends.fpga_driver import FpgaDriver, PynqIO

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from morphware.systolic.params import ArrayParams
 
 _CACHE_SIZE = 4
+# The clock an array backend without a board of its own (golden, rtl) is priced at: the shipped
+# PYNQ-Z2 overlay's.
+STAND_IN_CLOCK_HZ = 100e6
 
 def program_ops() -> frozenset[str]:
     """The ONNX op types a Program can contain (array or host), per the compiler."""
@@ -64,7 +67,35 @@ class ProgramBackend(Backend):
         return True, f"array {self.params.rows}x{self.params.cols}, int{self.bits}"
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(train=False, programs=True, ops=program_ops())
+        from morphware.runtime.model.array_training import train_ops
+
+        return Capabilities(train=True, programs=True, ops=program_ops(), train_ops=train_ops())
+
+    def torch_device(self) -> str:
+        return "cpu"  # the host side of array training: loss, element-wise ops, optimizer
+
+    def array_clock_hz(self) -> float:
+        return STAND_IN_CLOCK_HZ
+
+    def training_engine(self, params: ArrayParams) -> Any:
+        """The GEMM engine array training runs on for ``params`` (golden or RTL executor)."""
+        from morphware.compiler.execute import make_backend
+
+        return make_backend(self.gemm_engine(), params)
+
+    def training_module(self, model: onnx.ModelProto, bits: int | None = None) -> Any:
+        """``model`` as a torch module whose every GEMM (forward, both gradients) runs on this
+        backend's array with ``bits``-bit operands (default: the backend's)."""
+        import dataclasses
+
+        from morphware.compiler.training import IntGemm
+        from morphware.runtime.model.array_training import array_module
+
+        bits = self.bits if bits is None else bits
+        if bits not in (8, 16):
+            raise BackendError(f"array training takes --bits 8 or 16, got {bits}")
+        params = dataclasses.replace(self.params, data_bits=bits)
+        return array_module(model, IntGemm(self.training_engine(params), params), bits)
 
     def gemm_engine(self) -> Any:
         """What runs the Program's GEMMs: an executor name of ``morphware.compiler.execute``

@@ -6,7 +6,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from morphware.runtime.backends.base import Backend, Capabilities
+from morphware.runtime.backends.base import Backend, BackendError, Capabilities
 
 if TYPE_CHECKING:
     import onnx
@@ -23,8 +23,16 @@ class TorchBackend(Backend):
     def capabilities(self) -> Capabilities:
         from morphware.runtime.model.onnx_torch import supported_ops
 
-        return Capabilities(train=True, programs=False,
-                            ops=frozenset(supported_ops()) | {"Constant"})
+        ops = frozenset(supported_ops()) | {"Constant"}
+        return Capabilities(train=True, programs=False, ops=ops, train_ops=ops)
+
+    def training_module(self, model: onnx.ModelProto, bits: int | None = None) -> Any:
+        from morphware.runtime.model.onnx_torch import to_torch
+
+        if bits is not None:
+            raise BackendError(f"backend {self.name!r} trains in float32; --bits applies to the "
+                               "array backends (golden, rtl, fpga)")
+        return to_torch(model).to(self.torch_device())
 
     def predict(self, model: onnx.ModelProto, x: np.ndarray,
                 calib: np.ndarray | None = None) -> np.ndarray:

@@ -56,8 +56,9 @@ def _sym_pads(pads: Sequence[int], node: str) -> tuple[list[int], list[int] | No
     return [0] * n, fpad
 
 
-class _Builder:
-    """Turns one ONNX node into a plan step; one method per op type."""
+class OpBuilder:
+    """Turns one ONNX node into a plan step; one method per op type. A subclass may route some
+    ops elsewhere (``array_training`` sends Gemm/MatMul/Conv to the systolic array)."""
 
     def __init__(self, opset: int, consts: dict[str, torch.Tensor]):
         self.opset = opset
@@ -378,7 +379,7 @@ class _Builder:
 
 def supported_ops() -> list[str]:
     """ONNX op types the converter executes."""
-    return sorted(n.removeprefix("op_") for n in dir(_Builder) if n.startswith("op_"))
+    return sorted(n.removeprefix("op_") for n in dir(OpBuilder) if n.startswith("op_"))
 
 
 _TRAINING_AWARE = frozenset({"BatchNormalization", "Dropout"})
@@ -427,10 +428,14 @@ def _safe_name(name: str, taken: set[str]) -> str:
     return out
 
 
-class OnnxModule(nn.Module):
-    """A torch module that executes an ONNX graph; its float initializers are trainable."""
+BuilderFactory = Callable[[int, dict[str, torch.Tensor]], OpBuilder]
 
-    def __init__(self, model: onnx.ModelProto):
+
+class OnnxModule(nn.Module):
+    """A torch module that executes an ONNX graph; its float initializers are trainable.
+    ``builder`` makes the op builder from (opset, build-time constants)."""
+
+    def __init__(self, model: onnx.ModelProto, builder: BuilderFactory = OpBuilder):
         super().__init__()
         graph = _undo_initializer_dedup(model.graph)
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
@@ -453,12 +458,12 @@ class OnnxModule(nn.Module):
             self._tensor_attr.append((t.name, attr))
             consts[t.name] = tensor
         self._plan: list[tuple[Callable[..., Any], tuple[str, ...], tuple[str, ...], bool]] = []
-        builder = _Builder(self.opset, consts)
+        ops = builder(self.opset, consts)
         for node in graph.node:
             if node.op_type == "Constant":
                 self._add_constant(node, consts, taken)
                 continue
-            fn = builder.build(node)
+            fn = ops.build(node)
             ins = tuple(node.input)
             while ins and not ins[-1]:
                 ins = ins[:-1]
@@ -499,13 +504,14 @@ class OnnxModule(nn.Module):
         return tuple(env[o] for o in self.output_names)
 
 
-def to_torch(model: onnx.ModelProto | str | Path) -> OnnxModule:
+def to_torch(model: onnx.ModelProto | str | Path,
+             builder: BuilderFactory = OpBuilder) -> OnnxModule:
     """Convert an ONNX model (already checked with ``safe_io``) to a trainable module."""
     if not isinstance(model, onnx.ModelProto):
         from morphware.runtime.model.safe_io import load_onnx
 
         model = load_onnx(model)
-    return OnnxModule(model)
+    return OnnxModule(model, builder)
 
 
 def export_onnx(module: OnnxModule, example: torch.Tensor, path: str | Path,

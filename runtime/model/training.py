@@ -31,6 +31,7 @@ from morphware.runtime.model.safe_io import (
 if TYPE_CHECKING:
     import onnx
     import torch
+    from morphware.runtime.backends.base import Backend
     from morphware.runtime.job.spec import TrainingRecipe
     from morphware.runtime.model.onnx_torch import OnnxModule
 
@@ -67,6 +68,7 @@ class TrainResult:
     epochs: int
     onnx_path: Path
     seconds: float
+    array: dict[str, int] = field(default_factory=dict)  # array backends: commands, cycles, MACs
 
 
 EventCallback = Callable[[TrainEvent], None]
@@ -110,8 +112,9 @@ def prepare_targets(y: np.ndarray, loss: str, source: str) -> np.ndarray:
     return y.astype(np.float32)
 
 
-def _torch_device(backend: str) -> tuple[str, str]:
-    """(backend name, torch device) for a training backend choice."""
+def _training_backend(backend: str) -> Backend:
+    """The backend a training run uses: a torch device, or an array backend (golden, rtl, fpga)
+    that runs every GEMM of the step on the systolic array."""
     from morphware.runtime.backends.registry import get_backend, select_backend
 
     b = select_backend("train") if backend == "auto" else get_backend(backend)
@@ -119,8 +122,8 @@ def _torch_device(backend: str) -> tuple[str, str]:
     if not ok:
         raise TrainingError(f"backend {b.name!r} is not usable here: {why}")
     if not b.capabilities().train:
-        raise TrainingError(f"backend {b.name!r} cannot train; use cpu or cuda")
-    return b.name, b.torch_device()
+        raise TrainingError(f"backend {b.name!r} cannot train; use cpu, cuda, golden, rtl or fpga")
+    return b
 
 
 def _save_checkpoint(path: Path, module: OnnxModule, opt: torch.optim.Optimizer, epoch: int,
@@ -204,24 +207,28 @@ class _Loop:
 
 def train_onnx(onnx_path: str | Path | onnx.ModelProto, train_npz: str | Path, recipe: TrainingRecipe,
                out_onnx: str | Path, on_event: EventCallback | None = None,
-               backend: str = "auto", checkpoint: str | Path | None = None) -> TrainResult:
+               backend: str = "auto", checkpoint: str | Path | None = None,
+               bits: int | None = None) -> TrainResult:
     """Train the ONNX model on ``train_npz`` (arrays x, y) following ``recipe``; write the trained
     model to ``out_onnx``, its per-epoch loss curve in the metadata (``LOSS_CURVE_KEY``), so the
     curve travels with the model. ``onnx_path`` may be a model already loaded through
     ``safe_io.load_onnx``. With ``checkpoint``, state is saved there after every epoch and, if
-    the file exists, training resumes from it (same recipe required)."""
+    the file exists, training resumes from it (same recipe required). On an array backend
+    (golden, rtl, fpga) every GEMM of the step runs on the array with ``bits``-bit operands
+    (``morphware.runtime.model.array_training``)."""
     import onnx
     import torch
-    from morphware.runtime.model.onnx_torch import export_onnx, to_torch
+    from morphware.runtime.model.onnx_torch import export_onnx
 
     t0 = time.perf_counter()
-    name, device = _torch_device(backend)
+    b = _training_backend(backend)
+    name, device = b.name, b.torch_device()
     model = onnx_path if isinstance(onnx_path, onnx.ModelProto) else load_onnx(onnx_path)
     xs, ys = load_xy(train_npz)
     xs = prepare_inputs(xs, input_shape(model), str(train_npz))
     ys = prepare_targets(ys, recipe.loss, str(train_npz))
     torch.manual_seed(recipe.seed)
-    module = to_torch(model).to(device)
+    module = b.training_module(model, bits)
     opt = make_optimizer(recipe, module.parameters())
     gen = torch.Generator().manual_seed(recipe.seed)
     start, curve, steps = 0, [], []
@@ -250,7 +257,17 @@ def train_onnx(onnx_path: str | Path | onnx.ModelProto, train_npz: str | Path, r
     module = module.to("cpu")
     out = export_onnx(module, x[:1], out_onnx, metadata={LOSS_CURVE_KEY: json.dumps(curve)})
     return TrainResult(metrics, curve, steps, name, recipe.epochs, out,
-                       time.perf_counter() - t0)
+                       time.perf_counter() - t0, _array_stats(module))
+
+
+def _array_stats(module: OnnxModule) -> dict[str, int]:
+    """Commands, cycles and MACs the array ran (this process's part of the run), if any."""
+    ctx = getattr(module, "array", None)
+    if ctx is None:
+        return {}
+    st = ctx.gemm.stats
+    return {"bits": ctx.bits, "products": st.products, "commands": st.commands,
+            "cycles": st.cycles, "macs": st.macs}
 
 
 def _check_output(module: OnnxModule, x: torch.Tensor, y: torch.Tensor, y_max: float,
