@@ -14,13 +14,18 @@ TORCH_VERSION := 2.13.0
 # `slow` tests (place and route, long simulations) run only when asked: PYTEST_ARGS="-m slow"
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: demo test setup system-tools lint bench clean-venv
+.PHONY: demo test test-wheel setup system-tools lint bench clean-venv
 
 demo: setup
 	$(VENV)/bin/morphware demo
 
 test: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The wheel as a user installs it: built, installed into a fresh venv outside the checkout, run
+# there (demo, compile, doctor, verify with and without [rtl]). Minutes, mostly pip.
+test-wheel: setup
+	$(VENV)/bin/pytest -m wheel
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -46,9 +51,10 @@ $(VENV)/.stamp-torch: | $(PY)
 	fi
 	touch $@
 
+# Every extra that can share one venv (pynq cannot: see pyproject.toml).
 # setuptools announces every editable install with a multi-line notice; it says nothing to act on.
 $(VENV)/.stamp-project: pyproject.toml setup.py $(VENV)/.stamp-torch
-	PYTHONWARNINGS="ignore:Editable installation" $(PIP) install -q -e '.[dev]'
+	PYTHONWARNINGS="ignore:Editable installation" $(PIP) install -q -e '.[dev,rtl,fpga]'
 	touch $@
 
 # Icarus, Yosys, aria2 (a BitTorrent client we did not write, for interop tests) and Chromium (for

@@ -2,11 +2,15 @@
 
 pyproject.toml holds the metadata; this file only computes the package list, because setuptools'
 declarative ``packages.find`` cannot rename folders into a namespace.
+
+``examples/`` ships too, as ``morphware/examples``: the commands' default job (the digits example
+that ``morphware demo`` runs) must exist in a wheel, and this keeps its one copy where a reader of
+the repository looks for it. Code finds it beside its parts, the same path in both layouts.
 """
 
 from setuptools import find_namespace_packages, setup
 
-PARTS = ("compiler", "systolic", "contracts", "runtime", "bitstreams")
+PARTS = ("compiler", "systolic", "contracts", "runtime", "bitstreams", "examples")
 
 package_dir: dict[str, str] = {}
 packages: list[str] = []

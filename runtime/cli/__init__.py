@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import sys
 
 import typer
+from morphware.contracts.anvil import AnvilUnavailable
+from morphware.systolic.toolchain import MissingExtra, MissingTool, extra_of
 
 app = typer.Typer(
     name="morphware",
@@ -46,5 +49,25 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"{__name__}.{_name}").register(app)
 
 
+# Exit status of a command that cannot run because an optional part is not installed.
+EXIT_MISSING = 3
+
+
 def main() -> None:
-    app()
+    """Run the command; a missing optional extra or tool (Icarus, anvil) ends in one line naming
+    the fix (exit 3) instead of a traceback."""
+    try:
+        app()
+    except (MissingExtra, MissingTool, AnvilUnavailable) as e:
+        _fail_missing(str(e))
+    except ModuleNotFoundError as e:
+        extra = extra_of(e.name or "")
+        if extra is None:  # a base dependency: a broken install, worth its traceback
+            raise
+        _fail_missing(str(MissingExtra(f"morphware {' '.join(sys.argv[1:2])}".strip(), extra,
+                                       [e.name or ""])))
+
+
+def _fail_missing(line: str) -> None:
+    typer.echo(f"error: {line}", err=True)
+    raise SystemExit(EXIT_MISSING)

@@ -31,6 +31,9 @@ def devnet(
     """Start anvil on 127.0.0.1, deploy token + market, fund the dev accounts from the faucet,
     write the deployment file, and keep running until Ctrl-C.
 
+    anvil comes from the npm registry: a checkout has it after `make setup`; elsewhere the first
+    run installs it into ~/.local/share/morphware/tools (needs npm; $MORPHWARE_TOOLS moves it).
+
     The dev accounts are anvil's well-known test mnemonic: never use them for anything of value."""
     if embedded:
         from morphware.contracts.demo import embedded_demo
@@ -40,8 +43,10 @@ def devnet(
         typer.echo(f"deployment file (in-process chain, for reference only): {path}")
         return
     from morphware.contracts import MarketClient, anvil_accounts, deploy, start_anvil
+    from morphware.contracts.anvil import ensure_anvil
     from web3 import Web3
 
+    ensure_anvil(log=typer.echo)  # a wheel install has none until this first use
     proc, url = start_anvil(port=port, n_accounts=accounts)
     try:
         w3 = Web3(Web3.HTTPProvider(url))

@@ -18,7 +18,8 @@ ROLE_HELP = "Comma-separated roles this daemon plays: requester, worker, validat
 
 
 def demo(
-    job: Path = typer.Option(None, "--job", help="job.toml [default: examples/digits/job.toml]."),
+    job: Path = typer.Option(None, "--job",
+                             help="job.toml [default: the digits example shipped with morphware]."),
     data_dir: Path = typer.Option(None, "--data-dir",
                                   help="Where the nodes keep their state [default: a new temp dir]."),
     timeout: float = typer.Option(170.0, "--timeout", help="Give up after this many seconds."),

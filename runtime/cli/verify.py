@@ -22,12 +22,14 @@ def verify(
     from morphware.systolic.circuit import get_circuit
     from morphware.systolic.cycle_model import utilization
     from morphware.systolic.params import ArrayParams
+    from morphware.systolic.sim import check_simulator
     from morphware.systolic.verify import run_suite
 
     console = Console()
     try:
         p = ArrayParams(rows=rows, cols=cols, data_bits=bits)
         circ = get_circuit(circuit)
+        check_simulator(sim)  # a missing [rtl] extra or simulator: one line, before any work
     except ValueError as e:
         console.print(f"[red]{e}[/]")
         raise typer.Exit(2) from None

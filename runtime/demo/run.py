@@ -26,6 +26,8 @@ from morphware.runtime.demo.market import LocalMarket, Milestone, Participant, d
 from morphware.runtime.node.daemon import Node, wait_until
 from morphware.runtime.node.pricing import from_base_units
 
+# The repository's examples/ in a checkout; morphware/examples in an installed package (setup.py
+# ships the folder beside the parts, so one relative path finds it in both).
 EXAMPLE_JOB = Path(__file__).resolve().parents[2] / "examples" / "digits" / "job.toml"
 
 
