@@ -19,7 +19,8 @@ from morphware.systolic.params import ArrayParams
 def gemm_commands(ins: dict[str, Any], batch: int, p: ArrayParams) -> list[tuple[int, int, int]]:
     """The (m, k, n) of each array command one GEMM instruction issues for ``batch`` samples."""
     m = batch * ins["m_per_sample"]
-    return [(rows, ins["k"], ins["n"]) for _, rows in m_chunks(m, p.acc_depth)]
+    g = int(ins.get("groups", 1))
+    return [(rows, ins["k"], ins["n"] // g) for _, rows in m_chunks(m, p.acc_depth)] * g
 
 
 def instruction_cycles(ins: dict[str, Any], batch: int, p: ArrayParams,
@@ -58,10 +59,13 @@ def layer_table(program: Program, batch: int = 1) -> list[LayerRow]:
     rows = []
     for ins in program.instructions:
         if ins["op"] == "gemm":
-            macs = ins["m_per_sample"] * ins["k"] * ins["n"]
+            macs = ins["m_per_sample"] * ins.get("macs_per_row", ins["k"] * ins["n"])
             cyc = instruction_cycles(ins, batch, p, program.circuit)
             wbytes = ins["k"] * ins["n"] * p.data_bits // 8 + ins["n"] * (4 + 2 + 1)
             op = ins["kind"] + ("+relu" if ins["relu"] else "") + ("(raw)" if ins["raw"] else "")
+            if "group_choice" in ins:
+                gc = ins["group_choice"]
+                op += f"[g={gc['groups']}:{gc['layout']}]"
             rows.append(LayerRow(ins["layer"], op, "array", macs, wbytes,
                                  ins["k_tiles"] * ins["n_tiles"],
                                  len(gemm_commands(ins, batch, p)), cyc,

@@ -61,6 +61,7 @@ class Execution:
 
     output: np.ndarray
     cycles: dict[str, int] = field(default_factory=dict)
+    outputs: list[np.ndarray] = field(default_factory=list)
     stall_cycles: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -93,25 +94,46 @@ def _batch(program: Program, x: np.ndarray) -> np.ndarray:
     return x
 
 
+def gemm_operands(ins: dict[str, Any], a_in: np.ndarray) -> list[np.ndarray]:
+    """The A matrix of each group of a GEMM instruction: the input rows (dense) or im2col
+    patches (conv2d) of the group's input channels."""
+    g = int(ins.get("groups", 1))
+    cg = a_in.shape[-1] // g
+    out = []
+    for j in range(g):
+        x = a_in[..., j * cg:(j + 1) * cg] if g > 1 else a_in
+        if ins["kind"] == "conv2d":
+            c = ins["conv"]
+            out.append(hostops.im2col(x, c["kh"], c["kw"], c["sh"], c["sw"], tuple(c["pads"]),
+                                      c.get("dh", 1), c.get("dw", 1)))
+        else:
+            out.append(x.reshape(-1, x.shape[-1]))
+    return out
+
+
 def _run_gemm(program: Program, ins: dict[str, Any], a_in: np.ndarray, backend: GemmBackend,
               ex: Execution) -> np.ndarray:
     p = program.params
     arr = program.arrays
     n_batch = a_in.shape[0]
-    if ins["kind"] == "conv2d":
-        c = ins["conv"]
-        a = hostops.im2col(a_in, c["kh"], c["kw"], c["sh"], c["sw"], tuple(c["pads"]))
-    else:
-        a = a_in.reshape(-1, a_in.shape[-1])
+    g = int(ins.get("groups", 1))
     w = arr[ins["w_key"]].astype(np.int64)
     consts = [arr[ins[k]].astype(np.int64) for k in ("bias_key", "mult_key", "shift_key")]
-    calls = [GemmCall(a[s:s + m], w, *consts, relu=ins["relu"], raw=ins["raw"])
-             for s, m in m_chunks(a.shape[0], p.acc_depth)]
+    ng = w.shape[1] // g
+    calls = []
+    for j, a in enumerate(gemm_operands(ins, a_in)):
+        cols = slice(j * ng, (j + 1) * ng)
+        calls += [GemmCall(a[s:s + m], w[:, cols], *(c[cols] for c in consts), relu=ins["relu"],
+                           raw=ins["raw"]) for s, m in m_chunks(a.shape[0], p.acc_depth)]
     results = backend.gemm(calls)
     ex.cycles[ins["layer"]] = ex.cycles.get(ins["layer"], 0) + sum(int(r.cycles) for r in results)
     ex.stall_cycles[ins["layer"]] = ex.stall_cycles.get(ins["layer"], 0) + sum(
         int(getattr(r, "stall_cycles", 0)) for r in results)
-    y = np.concatenate([np.asarray(r.out, np.int64) for r in results], axis=0)
+    per_group = len(calls) // g
+    ys = [np.concatenate([np.asarray(r.out, np.int64) for r in results[j * per_group:
+                                                                         (j + 1) * per_group]])
+          for j in range(g)]
+    y = np.concatenate(ys, axis=1) if g > 1 else ys[0]
     return y.reshape(n_batch, *ins["out_shape"])
 
 
@@ -136,10 +158,13 @@ def run(program: Program, x: np.ndarray, backend: str | GemmBackend = "golden") 
         env[ins["output"]] = y
         for t in ins.get("free", []):
             env.pop(t, None)
-    ex.output = env[program.output_name]
+    ex.outputs = [env[name] for name, _ in program.outputs]
+    ex.output = ex.outputs[0]
     return ex
 
 
-def execute(program: Program, x: np.ndarray, backend: str | GemmBackend = "golden") -> np.ndarray:
-    """Run ``program`` and return only its (float) output."""
-    return run(program, x, backend).output
+def execute(program: Program, x: np.ndarray,
+            backend: str | GemmBackend = "golden") -> np.ndarray | list[np.ndarray]:
+    """Run ``program`` and return its (float) output; a list of outputs when it has several."""
+    ex = run(program, x, backend)
+    return ex.output if len(ex.outputs) == 1 else ex.outputs

@@ -31,10 +31,15 @@ class Node:
 @dataclass
 class FloatGraph:
     input: str
-    input_shape: tuple[int, ...]          # per sample, channels-last (the hls4ml input variable)
-    output: str
+    input_shape: tuple[int, ...]          # per sample, in the layout the user feeds
+    outputs: list[str]
     nodes: list[Node]
     shapes: dict[str, tuple[int, ...]]    # per-sample shape of every tensor
+    fixed_ranges: dict[str, float] = field(default_factory=dict)  # max |x| given by the model (QDQ)
+
+    @property
+    def output(self) -> str:
+        return self.outputs[0]
 
     def consumers(self, tensor: str) -> list[Node]:
         return [n for n in self.nodes if tensor in n.inputs]
@@ -42,12 +47,37 @@ class FloatGraph:
     def run(self, x: np.ndarray, keep: bool = False) -> dict[str, np.ndarray]:
         """Float execution on a batch ``x`` of shape ``(N, *input_shape)``.
 
-        Returns the output under ``self.output``, or every tensor when ``keep`` is true.
+        Returns the outputs by name, or every tensor when ``keep`` is true. A node whose
+        arithmetic fails, or whose result does not have the shape recorded for it, raises
+        CompileError naming it.
         """
         env: dict[str, np.ndarray] = {self.input: np.asarray(x, np.float32)}
         for n in self.nodes:
-            env[n.output] = run_float_node(n, [env[i] for i in n.inputs])
-        return env if keep else {self.output: env[self.output]}
+            try:
+                env[n.output] = run_float_node(n, [env[i] for i in n.inputs])
+            except (ValueError, IndexError, TypeError, KeyError) as e:
+                raise CompileError(f"node {n.name}: op {n.op}: {e}") from e
+            want = self.shapes.get(n.output)
+            if want is not None and tuple(env[n.output].shape[1:]) != tuple(want):
+                raise CompileError(f"node {n.name}: op {n.op}: output shape "
+                                   f"{env[n.output].shape[1:]} differs from the inferred {want}")
+        return env if keep else {o: env[o] for o in self.outputs}
+
+
+def conv_float(x: np.ndarray, w: np.ndarray, b: np.ndarray, a: dict[str, Any]) -> np.ndarray:
+    """Float (grouped, dilated) convolution of an NHWC batch; ``w`` is (KH, KW, Cin/g, Cout)."""
+    g = int(a.get("groups", 1))
+    cg, ng = w.shape[2], w.shape[3] // g
+    ys = []
+    for j in range(g):
+        cols = hostops.im2col(x[..., j * cg:(j + 1) * cg], a["kh"], a["kw"], a["sh"], a["sw"],
+                              tuple(a["pads"]), a.get("dh", 1), a.get("dw", 1))
+        wj = w[..., j * ng:(j + 1) * ng].reshape(-1, ng)
+        ys.append(cols @ wj)
+    y = np.concatenate(ys, axis=1) + b
+    oh, ow = hostops.conv_out_hw(x.shape[1], x.shape[2], a["kh"], a["kw"], a["sh"], a["sw"],
+                                 tuple(a["pads"]), a.get("dh", 1), a.get("dw", 1))
+    return y.reshape(x.shape[0], oh, ow, -1).astype(np.float32)
 
 
 def run_float_node(n: Node, xs: list[np.ndarray]) -> np.ndarray:
@@ -55,13 +85,7 @@ def run_float_node(n: Node, xs: list[np.ndarray]) -> np.ndarray:
     if n.op == "dense":
         return (x @ n.arrays["w"] + n.arrays["b"]).astype(np.float32)
     if n.op == "conv2d":
-        a = n.attrs
-        cols = hostops.im2col(x, a["kh"], a["kw"], a["sh"], a["sw"], tuple(a["pads"]))
-        w = n.arrays["w"]
-        y = cols @ w.reshape(-1, w.shape[-1]) + n.arrays["b"]
-        oh, ow = hostops.conv_out_hw(x.shape[1], x.shape[2], a["kh"], a["kw"], a["sh"], a["sw"],
-                                     tuple(a["pads"]))
-        return y.reshape(x.shape[0], oh, ow, -1).astype(np.float32)
+        return conv_float(x, n.arrays["w"], n.arrays["b"], n.attrs)
     return np.asarray(hostops.run_host(n.op, xs, n.attrs, n.arrays), np.float32)
 
 
@@ -180,7 +204,7 @@ def from_modelgraph(model: Any) -> FloatGraph:
         node = _layer_node(layer, list(layer.inputs), layer.outputs[0])
         nodes.append(node)
         shapes[node.output] = tuple(int(s) for s in layer.get_output_variable().shape)
-    g = FloatGraph(inp.outputs[0], shapes[inp.outputs[0]], outs[0], nodes, shapes)
+    g = FloatGraph(inp.outputs[0], shapes[inp.outputs[0]], [outs[0]], nodes, shapes)
     _check_shapes(g)
     return g
 

@@ -42,13 +42,17 @@ def check_calibration(calib: Any, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def calibrate(g: FloatGraph, calib: np.ndarray, batch: int = 256) -> dict[str, float]:
-    """Max |x| of every tensor over the calibration set ``(N, *g.input_shape)``."""
+    """Max |x| of every tensor over the calibration set ``(N, *g.input_shape)``; tensors whose
+    range the model states (QDQ scales) keep that range instead."""
     stats: dict[str, float] = {}
     for s in range(0, calib.shape[0], batch):
         env = g.run(calib[s:s + batch], keep=True)
         for name, v in env.items():
-            m = float(np.abs(v).max()) if v.size else 0.0
+            m = float(np.nanmax(np.abs(v))) if v.size else 0.0
+            if not np.isfinite(m):
+                raise CompileError(f"tensor {name}: calibration produced NaN or infinity")
             stats[name] = max(stats.get(name, 0.0), m)
+    stats.update(g.fixed_ranges)
     return stats
 
 
@@ -58,6 +62,7 @@ class Lowering:
 
     p: ArrayParams
     stats: dict[str, float]
+    circuit: str = "ws"
     instructions: list[dict[str, Any]] = field(default_factory=list)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     scale: dict[str, float] = field(default_factory=dict)   # integer tensors -> their scale
@@ -96,9 +101,38 @@ class Lowering:
 
 def _fused_relu(g: FloatGraph, n: Node) -> Node | None:
     users = g.consumers(n.output)
-    if n.output != g.output and len(users) == 1 and users[0].op == "relu":
+    if n.output not in g.outputs and len(users) == 1 and users[0].op == "relu":
         return users[0]
     return None
+
+
+def group_layout(n: Node, m: int, p: ArrayParams, circuit: str) -> tuple[str, int, int]:
+    """For a grouped convolution: ``("groups", cycles_grouped, cycles_blockdiag)`` or
+    ``("blockdiag", ...)``, whichever costs fewer array cycles for ``m`` output rows per sample.
+
+    Per-group GEMMs issue ``g`` commands of (K/g x N/g) per row chunk; the block-diagonal layout
+    issues one command of (K x N) whose weights are zero outside the diagonal blocks."""
+    from morphware.systolic.circuit import get_circuit
+
+    cycles = get_circuit(circuit).cycles
+    g = int(n.attrs.get("groups", 1))
+    w = n.arrays["w"]
+    k_g, cout = int(np.prod(w.shape[:-1])), int(w.shape[-1])
+    grouped = blockdiag = 0
+    for _, rows in m_chunks(m, p.acc_depth):
+        grouped += g * int(cycles(rows, k_g, cout // g, p))
+        blockdiag += int(cycles(rows, k_g * g, cout, p))
+    return ("groups" if grouped <= blockdiag else "blockdiag"), grouped, blockdiag
+
+
+def block_diagonal(w: np.ndarray, g: int) -> np.ndarray:
+    """(KH, KW, Cin/g, Cout) grouped weights -> (KH, KW, Cin, Cout), zero off the diagonal."""
+    kh, kw, cg, cout = w.shape
+    ng = cout // g
+    full = np.zeros((kh, kw, cg * g, cout), w.dtype)
+    for j in range(g):
+        full[:, :, j * cg:(j + 1) * cg, j * ng:(j + 1) * ng] = w[..., j * ng:(j + 1) * ng]
+    return full
 
 
 def _lower_gemm(lw: Lowering, g: FloatGraph, n: Node, relu: Node | None) -> None:
@@ -106,10 +140,21 @@ def _lower_gemm(lw: Lowering, g: FloatGraph, n: Node, relu: Node | None) -> None
     src = lw.as_int(n.inputs[0], n.name)
     s_x = lw.scale[src]
     out = relu.output if relu else n.output
-    raw = out == g.output and relu is None
+    raw = out in g.outputs and relu is None
     w = n.arrays["w"]
+    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(n.arrays["b"]))):
+        raise CompileError(f"node {n.name}: op {n.op}: weights or bias contain NaN or infinity")
+    groups = int(n.attrs.get("groups", 1))
+    macs = int(np.prod(w.shape))
+    choice = None
+    if groups > 1:
+        m = int(np.prod(g.shapes[out][:-1]))
+        choice = group_layout(n, m, p, lw.circuit)
+        if choice[0] == "blockdiag":
+            w = block_diagonal(w, groups)
+            groups = 1
     try:
-        wq, s_w = quantize.quantize_weights(w, p.data_bits)
+        wq, s_w = quantize.quantize_weights(w.reshape(-1, w.shape[-1]), p.data_bits)
     except ValueError as e:
         raise CompileError(f"node {n.name}: op {n.op}: {e}") from e
     acc_scale = s_x * s_w
@@ -120,17 +165,24 @@ def _lower_gemm(lw: Lowering, g: FloatGraph, n: Node, relu: Node | None) -> None
     lw.arrays[f"{pre}.w"] = wq.reshape(k, ncols).astype(np.int16 if p.data_bits == 16 else np.int8)
     lw.arrays[f"{pre}.bias"] = bias.astype(np.int32)
     ins: dict[str, Any] = {"op": "gemm", "layer": n.name, "kind": n.op, "inputs": [src],
-                           "output": out, "k": k, "n": ncols, "relu": relu is not None, "raw": raw,
+                           "output": out, "k": k, "n": ncols, "groups": groups,
+                           "macs_per_row": macs, "relu": relu is not None, "raw": raw,
                            "w_key": f"{pre}.w", "bias_key": f"{pre}.bias",
                            "in_shape": list(g.shapes[n.inputs[0]]), "out_shape": list(g.shapes[out])}
+    if choice is not None:
+        ins["group_choice"] = {"layout": choice[0], "cycles_groups": choice[1],
+                               "cycles_blockdiag": choice[2], "groups": int(n.attrs["groups"])}
     if n.op == "conv2d":
-        ins["conv"] = {k2: n.attrs[k2] for k2 in ("kh", "kw", "sh", "sw", "pads")}
+        ins["conv"] = {k2: n.attrs.get(k2, 1) for k2 in ("kh", "kw", "sh", "sw", "pads", "dh", "dw")}
     if raw:
         mult = np.ones(ncols, np.int64)
         shift = np.zeros(ncols, np.int64)
     else:
         s_y = lw.act_scale(out)
-        mult, shift = quantize.requant_params(acc_scale / s_y)
+        try:
+            mult, shift = quantize.requant_params(acc_scale / s_y)
+        except ValueError as e:
+            raise CompileError(f"node {n.name}: op {n.op}: {e}") from e
         ins["out_scale"] = s_y
     lw.arrays[f"{pre}.mult"] = mult.astype(np.uint16)
     lw.arrays[f"{pre}.shift"] = shift.astype(np.uint8)
@@ -144,13 +196,24 @@ def _lower_gemm(lw: Lowering, g: FloatGraph, n: Node, relu: Node | None) -> None
         lw.scale[out] = s_y
 
 
+def _int_exact(lw: Lowering, n: Node) -> bool:
+    """Whether ``n`` may run on the integer versions of its inputs, keeping their scale."""
+    if not n.inputs or not all(i in lw.scale for i in n.inputs):
+        return False
+    if n.op == "concat":
+        return len({lw.scale[i] for i in n.inputs}) == 1
+    if n.op == "pad":
+        return n.attrs.get("mode", "constant") != "constant" or n.attrs.get("value", 0) == 0
+    return n.op in hostops.INT_EXACT
+
+
 def _lower_host(lw: Lowering, n: Node) -> None:
     ins: dict[str, Any] = {"op": n.op, "layer": n.name, "output": n.output, "attrs": n.attrs}
     for k, v in n.arrays.items():
         key = f"L{len(lw.instructions)}.{n.name}.{k}"
         lw.arrays[key] = np.asarray(v, np.float32)
         ins[f"{k}_key"] = key
-    if n.op in hostops.INT_EXACT and all(i in lw.scale for i in n.inputs):
+    if _int_exact(lw, n):
         ins["inputs"] = list(n.inputs)
         lw.scale[n.output] = lw.scale[n.inputs[0]]
     else:
@@ -159,9 +222,10 @@ def _lower_host(lw: Lowering, n: Node) -> None:
 
 
 def lower(g: FloatGraph, stats: dict[str, float], p: ArrayParams,
-          input_adapt: dict[str, Any] | None) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], str]:
-    """Lower the float IR; returns (instructions, arrays, name of the float output tensor)."""
-    lw = Lowering(p, stats)
+          input_adapt: dict[str, Any] | None, circuit: str = "ws",
+          ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], list[str]]:
+    """Lower the float IR; returns (instructions, arrays, names of the float output tensors)."""
+    lw = Lowering(p, stats, circuit)
     if input_adapt is not None:
         lw.emit(input_adapt)
     fused: set[str] = set()
@@ -175,12 +239,13 @@ def lower(g: FloatGraph, stats: dict[str, float], p: ArrayParams,
             _lower_gemm(lw, g, n, relu)
         else:
             _lower_host(lw, n)
-    out = g.output
-    if any(i["output"] == f"{out}:f" for i in lw.instructions):
-        out = f"{out}:f"
-    else:
-        out = lw.as_float(out, "output")
-    return lw.instructions, lw.arrays, out
+    outs = []
+    for out in g.outputs:
+        if any(i["output"] == f"{out}:f" for i in lw.instructions):
+            outs.append(f"{out}:f")
+        else:
+            outs.append(lw.as_float(out, "output"))
+    return lw.instructions, lw.arrays, outs
 
 
 def tile(instructions: list[dict[str, Any]], p: ArrayParams) -> None:
@@ -190,7 +255,7 @@ def tile(instructions: list[dict[str, Any]], p: ArrayParams) -> None:
         if ins["op"] != "gemm":
             continue
         ins["k_tiles"] = math.ceil(ins["k"] / p.rows)
-        ins["n_tiles"] = math.ceil(ins["n"] / p.cols)
+        ins["n_tiles"] = math.ceil(ins["n"] // ins.get("groups", 1) / p.cols)
         out_shape = ins["out_shape"]
         ins["m_per_sample"] = int(np.prod(out_shape[:-1])) if len(out_shape) > 1 else 1
 

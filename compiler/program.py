@@ -17,7 +17,7 @@ from morphware.compiler.errors import ProgramFormatError
 from morphware.systolic.params import ArrayParams
 
 FORMAT = "morphware-program"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 HEADER_KEY = "__header__"
 
 
@@ -26,18 +26,26 @@ class Program:
     """Instructions (JSON-able dicts, in execution order), arrays they reference, target circuit.
 
     ``input_shape`` is the per-sample shape of the model's input as the user feeds it (ONNX
-    layout, batch axis dropped); ``output_shape`` is that of the result.
+    layout, batch axis dropped); ``outputs`` lists ``(name, per-sample shape)`` of each result,
+    in the model's order.
     """
 
     params: ArrayParams
     input_name: str
     input_shape: tuple[int, ...]
-    output_name: str
-    output_shape: tuple[int, ...]
+    outputs: list[tuple[str, tuple[int, ...]]]
     instructions: list[dict[str, Any]]
     arrays: dict[str, np.ndarray]
     meta: dict[str, Any] = field(default_factory=dict)
     circuit: str = "ws"  # the registered circuit (morphware.systolic.circuit) it targets
+
+    @property
+    def output_name(self) -> str:
+        return self.outputs[0][0]
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.outputs[0][1]
 
     @property
     def gemms(self) -> list[dict[str, Any]]:
@@ -48,7 +56,7 @@ class Program:
             "format": FORMAT, "version": FORMAT_VERSION, "circuit": self.circuit,
             "params": self.params.to_dict(),
             "input": {"name": self.input_name, "shape": list(self.input_shape)},
-            "output": {"name": self.output_name, "shape": list(self.output_shape)},
+            "outputs": [{"name": n, "shape": list(s)} for n, s in self.outputs],
             "instructions": self.instructions, "meta": self.meta,
         }
 
@@ -90,7 +98,7 @@ class Program:
                           if k.endswith("_key") and v not in arrays})
         if missing:
             raise ProgramFormatError(f"{where}: arrays missing from the file: {', '.join(missing)}")
+        outputs = [(o["name"], tuple(o["shape"])) for o in head["outputs"]]
         return cls(ArrayParams.from_dict(head["params"]), head["input"]["name"],
-                   tuple(head["input"]["shape"]), head["output"]["name"],
-                   tuple(head["output"]["shape"]), head["instructions"], arrays, head.get("meta", {}),
-                   head["circuit"])
+                   tuple(head["input"]["shape"]), outputs, head["instructions"], arrays,
+                   head.get("meta", {}), head["circuit"])

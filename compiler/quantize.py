@@ -61,7 +61,7 @@ def requant_params(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # ratio * 2**shift <= top  <=>  shift <= log2(top / ratio)
     shift[pos] = np.floor(np.log2(top / ratio[pos])).astype(np.int64)
     shift = np.clip(shift, 0, MAX_SHIFT)
-    mult = np.rint(ratio * np.exp2(shift)).astype(np.int64)
+    mult = np.rint(np.minimum(ratio * np.exp2(shift), 2.0 ** 62)).astype(np.int64)
     over = mult > top  # float rounding at the boundary
     shift[over] = np.maximum(shift[over] - 1, 0)
     mult = np.clip(np.rint(ratio * np.exp2(shift)), 0, top).astype(np.int64)

@@ -128,13 +128,20 @@ def test_multichannel_input_and_float_host_tail() -> None:
     assert np.abs(execute(program, x[:8]) - _float(module, x[:8])).max() < 0.01
 
 
-def test_average_pool_is_refused_by_name() -> None:
+def test_average_pool_and_grouped_conv_track_float() -> None:
     import torch
-    from morphware.compiler import CompileError
 
-    module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AvgPool2d(2)).eval()
-    with pytest.raises(CompileError, match="op AveragePool is not supported"):
-        compile_model(module, SMALL, sample_inputs((3, 8, 8), 4, seed=0))
+    nn = torch.nn
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AvgPool2d(2, ceil_mode=True),
+                           nn.Conv2d(8, 8, 3, groups=4, padding=1, dilation=1), nn.ReLU(),
+                           nn.Conv2d(8, 8, 3, groups=8, padding=2, dilation=2), nn.Flatten(),
+                           nn.Linear(72, 4)).eval()
+    x = sample_inputs((3, 8, 8), 32, seed=0)
+    program, rep = compile_model(module, SMALL, x)
+    assert {r["op"] for r in rep["layers"]} >= {"avgpool", "conv2d+relu[g=4:groups]"}
+    assert np.abs(execute(program, x[:8]) - _float(module, x[:8])).max() < 0.05 * np.abs(
+        _float(module, x[:8])).max()
 
 
 def test_any_object_with_gemm_is_a_backend(compiled) -> None:

@@ -92,7 +92,7 @@ class SystolicSchedule(ModelOptimizerPass):
 
     def transform(self, model: Any) -> bool:
         st = _state(model)
-        lower.schedule(st["instructions"], keep={st["output"]})
+        lower.schedule(st["instructions"], keep=set(st["output"]))
         return True
 
 
@@ -107,8 +107,8 @@ class SystolicWrite(ModelOptimizerPass):
         g = st["graph"]
         model.systolic_program = Program(
             params=st["params"], input_name="input" if st["adapt"] else g.input,
-            input_shape=st["onnx_shape"], output_name=st["output"],
-            output_shape=g.shapes[g.output], instructions=st["instructions"], arrays=st["arrays"],
+            input_shape=st["onnx_shape"], outputs=[(st["output"][0], g.shapes[g.output])],
+            instructions=st["instructions"], arrays=st["arrays"],
             meta={"project": model.config.get_project_name(), "stats": st["stats"]},
             circuit=model.config.get_config_value("Circuit") or "ws")
         return True
