@@ -142,17 +142,15 @@ def _qonnx_ir_version() -> Iterator[None]:
         onnx.IR_VERSION = old
 
 
-def clean(m: onnx.ModelProto) -> Any:
-    """qonnx clean-up to the form hls4ml's ONNX parser wants; returns a qonnx ModelWrapper."""
+QONNX_TIMEOUT_S = 60.0  # qonnx's ConvertToChannelsLastAndClean can loop forever on some graphs
+
+
+def _qonnx_transforms(m: onnx.ModelProto) -> bytes:
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
     from qonnx.transformation.gemm_to_matmul import GemmToMatMul
     from qonnx.util.cleanup import cleanup_model
 
-    original = m
-    m = onnx.ModelProto.FromString(m.SerializeToString())
-    m.ir_version = min(m.ir_version, QONNX_IR_VERSION)
-    _fix_batch(m)
     with _qonnx_ir_version(), warnings.catch_warnings():
         # GemmToMatMul warns about every Gemm newer than opset 9; the conversion is still exact.
         warnings.filterwarnings("ignore", message="The GemmToMatMul transformation")
@@ -163,6 +161,23 @@ def clean(m: onnx.ModelProto) -> Any:
             w = cleanup_model(w)
         except Exception as e:
             raise CompileError(f"qonnx clean-up failed: {type(e).__name__}: {e}") from e
+    return w.model.SerializeToString()
+
+
+def clean(m: onnx.ModelProto, timeout_s: float = QONNX_TIMEOUT_S) -> Any:
+    """qonnx clean-up to the form hls4ml's ONNX parser wants; returns a qonnx ModelWrapper.
+
+    The qonnx transforms run in a bounded child process (:func:`prepare.run_bounded`): a graph
+    they cannot finish ends in a CompileError after ``timeout_s`` instead of hanging."""
+    from morphware.compiler.prepare import run_bounded
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    original = m
+    m = onnx.ModelProto.FromString(m.SerializeToString())
+    m.ir_version = min(m.ir_version, QONNX_IR_VERSION)
+    _fix_batch(m)
+    data = run_bounded(lambda: _qonnx_transforms(m), "model", "qonnx clean-up", timeout_s)
+    w = ModelWrapper(onnx.ModelProto.FromString(data))
     check_ops(w.model, original)
     return w
 

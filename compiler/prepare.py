@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from typing import Any
 
 from morphware.compiler.errors import CompileError
@@ -37,29 +38,33 @@ IR_VERSION = 10          # onnxruntime and the reference runtime accept IR <= 10
 
 def prepare(data: bytes, where: str, timeout_s: float = TIMEOUT_S,
             memory_bytes: int = MEMORY_BYTES) -> bytes:
-    """Serialized, prepared model (see module doc) or CompileError within ``timeout_s``.
+    """Serialized, prepared model (see module doc) or CompileError within ``timeout_s``."""
+    return run_bounded(lambda: _prepare(data, where), where,
+                       "front-end preparation (check, opset upgrade, constant folding, shape "
+                       "inference)", timeout_s, memory_bytes)
 
-    The work runs in a forked child (cheap: the parent's imports are already loaded) whose
-    address space may grow by at most ``memory_bytes``; the parent waits at most ``timeout_s``
-    for its answer, then kills it."""
+
+def run_bounded(fn: Callable[[], bytes], where: str, what: str, timeout_s: float = TIMEOUT_S,
+                memory_bytes: int = MEMORY_BYTES) -> bytes:
+    """``fn()`` in a forked child (cheap: the parent's imports are already loaded) whose address
+    space may grow by at most ``memory_bytes``; the parent waits at most ``timeout_s`` for its
+    answer, then kills it. Any failure of ``fn`` comes back as a CompileError."""
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_child, args=(send, data, where, memory_bytes), daemon=True)
+    child = ctx.Process(target=_child, args=(send, fn, where, memory_bytes), daemon=True)
     child.start()
     send.close()
     try:
         if not recv.poll(timeout_s):
-            raise CompileError(f"{where}: front-end preparation did not finish within "
-                               f"{timeout_s:g} s (check, opset upgrade, constant folding, "
-                               "shape inference)")
+            raise CompileError(f"{where}: {what} did not finish within {timeout_s:g} s")
         try:
             kind, payload = recv.recv()
         except EOFError:
             child.join(5)
-            raise CompileError(f"{where}: front-end preparation crashed (exit status "
-                               f"{child.exitcode}) on this file") from None
+            raise CompileError(f"{where}: {what} crashed (exit status {child.exitcode}) on "
+                               "this file") from None
     finally:
         recv.close()
         if child.is_alive():
@@ -79,25 +84,23 @@ def _vm_bytes() -> int:
         return 0
 
 
-def _child(conn: Any, data: bytes, where: str, memory_bytes: int) -> None:
-    """Forked child: prepare ``data`` under a memory bound, send ("ok", bytes) or ("error", msg)."""
+def _child(conn: Any, fn: Callable[[], bytes], where: str, memory_bytes: int) -> None:
+    """Forked child: run ``fn`` under a memory bound, send ("ok", bytes) or ("error", msg)."""
     import resource
 
     limit = _vm_bytes() + memory_bytes
     with contextlib.suppress(ValueError, OSError):  # a lower hard limit is already in force
         resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
     try:
-        out: tuple[str, Any] = ("ok", _prepare(data, where))
+        out: tuple[str, Any] = ("ok", fn())
     except CompileError as e:
         out = ("error", str(e))
     except MemoryError:
-        out = ("error", f"{where}: front-end preparation ran out of its memory bound "
-                        f"({memory_bytes >> 20} MiB)")
+        out = ("error", f"{where}: ran out of the memory bound ({memory_bytes >> 20} MiB)")
     except RecursionError:
         out = ("error", f"{where}: model nesting too deep")
     except Exception as e:  # a third-party step failing in a way it does not document
-        out = ("error", f"{where}: front-end preparation failed: {type(e).__name__}: "
-                        f"{_first_line(e)}")
+        out = ("error", f"{where}: failed: {type(e).__name__}: {_first_line(e)}")
     try:
         conn.send(out)
     finally:
