@@ -30,7 +30,7 @@ from morphware.compiler.errors import CompileError
 TARGET_OPSET = 13        # what the importer's op semantics follow (Softmax on one axis, ...)
 MIN_OPSET, MAX_OPSET = 6, 21
 MAX_FOLD_ROUNDS = 8
-MAX_CONST_ELEMENTS = 1 << 26   # a folded constant larger than this is refused (64 Mi elements)
+MAX_CONST_ELEMENTS = 1 << 27   # a folded constant larger than this is refused (128 Mi elements)
 TIMEOUT_S = 60.0
 MEMORY_BYTES = 6 << 30
 IR_VERSION = 10          # onnxruntime and the reference runtime accept IR <= 10 everywhere
