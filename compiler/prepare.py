@@ -221,9 +221,10 @@ def _prelu_slopes_per_channel(m: Any) -> None:
 def _inputs_and_batch(m: Any, where: str) -> None:
     """Initializers listed as graph inputs are constants; the one real input gets batch 1."""
     inits = {i.name for i in m.graph.initializer}
-    real = [i for i in m.graph.input if i.name not in inits]
+    kept = [i for i in m.graph.input if i.name not in inits]
     del m.graph.input[:]
-    m.graph.input.extend(real)
+    m.graph.input.extend(kept)
+    real = list(m.graph.input)  # the copies now in the graph (extend copies messages)
     if len(real) != 1:
         raise CompileError(f"{where}: model has {len(real)} graph inputs (initializers "
                            "excluded); the compiler needs exactly one")
