@@ -7,7 +7,6 @@ Target: LeNet-style model compiles in < 2 s."""
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,11 +25,8 @@ LIGHT_COMPILE_ONLY = ("shufflenet", "inception_v1", "inception_v2", "densenet121
 
 
 def _cases() -> Any:
-    """tests/compiler/onnx_cases.py: the loader the tests use for the onnx package's data."""
-    here = Path(__file__).resolve().parent.parent / "tests" / "compiler"
-    if str(here) not in sys.path:
-        sys.path.insert(0, str(here))
-    import onnx_cases
+    """tests/support/onnx_cases.py: the loader the tests use for the onnx package's data."""
+    from tests.support import onnx_cases
 
     return onnx_cases
 

@@ -794,11 +794,6 @@ HANDLERS: dict[str, Callable[[Importer, onnx.NodeProto], None]] = {
 }
 
 
-def supported_ops() -> list[str]:
-    """ONNX op types the importer translates (Constant and shape arithmetic fold away before)."""
-    return sorted({*HANDLERS, "Constant", "Shape", "ConstantOfShape"})
-
-
 def import_model(m: onnx.ModelProto) -> FloatGraph:
     """The float IR of a prepared model."""
     return Importer(m).run()

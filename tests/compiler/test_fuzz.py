@@ -12,8 +12,10 @@ import numpy as np
 import onnx
 import pytest
 from compiler_testlib import SMALL, sample_inputs
-from morphware.compiler import CompileError, compile_model, execute, zoo
+from morphware.compiler import CompileError, compile_model, execute
 from morphware.compiler.frontend import export_torch
+
+from tests.support import zoo
 
 BOUND_S = 30.0   # per compile; the front end's own bound is prepare.TIMEOUT_S (60 s)
 OPS = ["Conv", "Relu", "MaxPool", "Gemm", "Flatten", "Reshape", "Concat", "Add", "Softmax",

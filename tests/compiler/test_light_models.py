@@ -4,9 +4,10 @@ final Softmax removed) agree with onnxruntime's float run within 2 % of max |log
 
 from __future__ import annotations
 
-import onnx_cases as oc
 import pytest
 from morphware.systolic.params import ArrayParams
+
+from tests.support import onnx_cases as oc
 
 
 def _check(name: str) -> dict:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import onnx_cases as oc
 import pytest
 from morphware.compiler import run
 from morphware.systolic.params import ArrayParams
+
+from tests.support import onnx_cases as oc
 
 TOLERANCE = {8: 0.02, 16: 0.001}
 
