@@ -101,7 +101,10 @@ def node(
     price_per_s: float = typer.Option(1.0, "--price-per-s",
                                       help="Worker: tokens asked per second of training."),
     margin: float = typer.Option(0.2, "--margin", help="Worker: profit margin over cost."),
-    train_backend: str = typer.Option("auto", "--train-backend", help="Worker: cpu, cuda, auto."),
+    train_backend: str = typer.Option("auto", "--train-backend",
+                                      help="Worker: cpu, cuda, auto, or golden/rtl/fpga (every "
+                                           "GEMM on the systolic array, priced by its cycle "
+                                           "model)."),
     eval_backend: str = typer.Option("auto", "--eval-backend",
                                      help="Validator: cpu, cuda, golden, rtl, fpga, auto."),
     stake: float = typer.Option(5.0, "--stake", help="Registration stake (tokens)."),
@@ -119,7 +122,7 @@ def node(
 
     from morphware.runtime.node.daemon import NodeConfig
     from morphware.runtime.node.keystore import load_keystore, resolve_password
-    from morphware.runtime.node.pricing import WorkerProfile, to_base_units
+    from morphware.runtime.node.pricing import to_base_units
     from morphware.runtime.node.roles import build_node
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
@@ -131,11 +134,9 @@ def node(
         market.fund(to_base_units(fund))
     profile = None
     if "worker" in roles:
-        from morphware.runtime.demo import measured_macs
+        from morphware.runtime.demo.market import worker_profile
 
-        backend = _train_backend_name(train_backend)
-        profile = WorkerProfile(backend=backend, macs_per_s=measured_macs(backend),
-                                price_per_s=price_per_s, margin=margin)
+        profile = worker_profile(_train_backend_name(train_backend), price_per_s, margin)
     cfg = NodeConfig(roles=roles, data_dir=data_dir,
                      peers_dir=peers_dir or Path(deployment).resolve().parent / "peers",
                      profile=profile, train_backend=train_backend, eval_backend=eval_backend,

@@ -62,7 +62,10 @@ def model_to_onnx(spec: JobSpec, out: Path) -> Path:
 def train(
     job: Path = typer.Argument(..., help="job.toml", exists=True, dir_okay=False),
     out: Path = typer.Option(None, "-o", "--out", help="output folder (default: out/<job name>)"),
-    backend: str = typer.Option("auto", help="training backend: auto, cuda or cpu"),
+    backend: str = typer.Option("auto", help="training backend: auto, cuda, cpu, or golden, rtl, "
+                                "fpga (every GEMM on the systolic array)"),
+    bits: int = typer.Option(None, help="array backends: operand width, 8 or 16 "
+                             "(default: the backend's)"),
     resume: bool = typer.Option(True, help="resume from out/checkpoint.pt if present"),
 ) -> None:
     """Train a job's model locally (as a worker would) and evaluate it on the job's test set."""
@@ -90,7 +93,7 @@ def train(
                     progress.console.print(f"epoch {ev.epoch}/{spec.training.epochs}: {shown}")
 
             result = train_onnx(onnx_path, spec.data.train, spec.training, out / "trained.onnx",
-                                on_event=on_event, backend=backend,
+                                on_event=on_event, backend=backend, bits=bits,
                                 checkpoint=(out / "checkpoint.pt") if resume else None)
         value = evaluate(result.onnx_path, spec.data.test, spec.metric.name, backend="cpu")
     except _known_errors() as e:
@@ -102,6 +105,10 @@ def train(
     verdict = "[green]passes[/]" if passed else "[red]fails[/]"
     console.print(f"{spec.metric.name} on the test set: {value:.4f} — {verdict} the threshold "
                   f"{spec.metric.threshold} (backend {result.backend}, {result.seconds:.1f} s)")
+    if result.array:
+        a = result.array
+        console.print(f"array: int{a['bits']}, {a['commands']:,} GEMM commands, "
+                      f"{a['cycles']:,} cycles (cycle model), {a['macs']:,} MACs")
     console.print(f"trained model: {result.onnx_path}")
 
 

@@ -37,7 +37,10 @@ class Participant:
 
 
 def default_cast() -> list[Participant]:
-    """One requester, three workers at different prices, three validators (one on golden)."""
+    """One requester, four workers at different prices, three validators (one on golden).
+    ``worker-fpga`` is FPGA-class: its only training backend is the systolic array (the golden
+    model standing in for the board), it prices from the cycle model at the overlay's clock and
+    asks little per second, as a board drawing a few watts can."""
     import importlib.util
 
     cuda = "cpu"
@@ -50,6 +53,7 @@ def default_cast() -> list[Participant]:
         Participant("worker-a", ("worker",), price_per_s=0.6, train_backend="cpu"),
         Participant("worker-b", ("worker",), price_per_s=1.1, train_backend="cpu"),
         Participant("worker-c", ("worker",), price_per_s=2.0, train_backend=cuda),
+        Participant("worker-fpga", ("worker",), price_per_s=0.3, train_backend="golden"),
         Participant("validator-1", ("validator",), eval_backend="cpu"),
         Participant("validator-2", ("validator",), eval_backend="cpu"),
         Participant("validator-golden", ("validator",), eval_backend="golden"),
@@ -134,8 +138,7 @@ class LocalMarket:
         market = self.market_for(p.name)
         acct = self._accounts[p.name]
         if "worker" in p.roles and profile is None:
-            profile = WorkerProfile(backend=p.train_backend, macs_per_s=measured_macs(
-                p.train_backend), price_per_s=p.price_per_s)
+            profile = worker_profile(p.train_backend, p.price_per_s)
         cfg = NodeConfig(roles=p.roles, data_dir=self.root / p.name, peers_dir=self.root / "peers",
                          profile=profile, train_backend=p.train_backend,
                          eval_backend=p.eval_backend, worker_stake=5 * TOKEN,
@@ -207,6 +210,19 @@ def measured_macs(backend: str) -> float:
             log.info("no %s profile (%s); measuring a GEMM", backend, e)
             _PROFILE_CACHE[backend] = WorkerProfile.measure(backend)
     return _PROFILE_CACHE[backend]
+
+
+def worker_profile(backend: str, price_per_s: float, margin: float = 0.2) -> WorkerProfile:
+    """How a worker on ``backend`` prices: from the array's cycle model at its clock when the
+    backend trains on the systolic array, else from this machine's measured MAC/s."""
+    from morphware.runtime.node.engine import array_clock_hz, array_peak_macs
+
+    clock = array_clock_hz(backend)
+    if clock > 0:
+        return WorkerProfile(backend=backend, macs_per_s=array_peak_macs(backend),
+                             price_per_s=price_per_s, margin=margin, clock_hz=clock)
+    return WorkerProfile(backend=backend, macs_per_s=measured_macs(backend),
+                         price_per_s=price_per_s, margin=margin)
 
 
 def _describe(t: float, kind: str, data: dict[str, Any]) -> str:

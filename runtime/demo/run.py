@@ -1,7 +1,8 @@
 """``morphware demo``: a whole market in one process, one real job end to end.
 
-An embedded chain (eth-tester / py-evm) with the real contracts, one requester, three workers
-that price the same job differently (their measured speed times their own price per second),
+An embedded chain (eth-tester / py-evm) with the real contracts, one requester, four workers
+that price the same job differently (their measured speed times their own price per second; the
+FPGA-class one, training with every GEMM on the systolic array, from the array's cycle model),
 three validators (two evaluate with torch on the CPU, one with the compiled systolic Program on
 the bit-exact ``golden`` backend), each node a thread with its own account, SQLite store,
 libtorrent session on loopback and HTTP endpoint. The digits job goes through sealed bids,

@@ -166,8 +166,10 @@ def _dims(vi: Any) -> list[int] | None:
     return [d.dim_value if d.HasField("dim_value") else 1 for d in t.shape.dim]
 
 
-def _node_macs(node: Any, shapes: Mapping[str, list[int]], inits: Mapping[str, Any]) -> int:
-    """Multiply-accumulates of one Gemm/MatMul/Conv for a batch of 1."""
+def _node_gemm(node: Any, shapes: Mapping[str, list[int]], inits: Mapping[str, Any]
+               ) -> tuple[int, int, int] | None:
+    """(rows, k, n) of a Gemm/MatMul/Conv for a batch of 1: ``rows`` x ``k`` activations (Conv:
+    OH*OW im2col patches) times a ``k`` x ``n`` weight; None for other ops or unknown shapes."""
     def shape(name: str) -> list[int] | None:
         if name in inits:
             return list(inits[name].dims)
@@ -176,19 +178,29 @@ def _node_macs(node: Any, shapes: Mapping[str, list[int]], inits: Mapping[str, A
     if node.op_type in ("Gemm", "MatMul"):
         a, b = shape(node.input[0]), shape(node.input[1])
         if not a or not b:
-            return 0
+            return None
         trans_a = any(at.name == "transA" and at.i for at in node.attribute)
         trans_b = any(at.name == "transB" and at.i for at in node.attribute)
         k = a[-2] if trans_a else a[-1]
         m = (b[-2] if trans_b else b[-1]) if len(b) > 1 else 1
         rows = math.prod(a[:-1]) if not trans_a else a[-1]
-        return rows * k * m
+        return rows, k, m
     if node.op_type == "Conv":
         w, y = shape(node.input[1]), shapes.get(node.output[0])
         if not w or not y:
-            return 0
-        return math.prod(y[1:]) * math.prod(w[1:])  # per output element: Cin/group * kernel
-    return 0
+            return None
+        return math.prod(y[2:]), math.prod(w[1:]), y[1]  # per output pixel: Cin/group * kernel
+    return None
+
+
+def _needs_grad(g: Any, float_inits: set[str]) -> set[str]:
+    """Tensors that depend on a trainable (float) initializer: their producers' inputs need
+    gradients in training; the model input alone does not."""
+    out = set(float_inits)
+    for node in g.node:
+        if any(i in out for i in node.input):
+            out.update(node.output)
+    return out
 
 
 def analyse_onnx(path: Path) -> dict[str, Any]:
@@ -212,14 +224,18 @@ def analyse_onnx(path: Path) -> dict[str, Any]:
     float_types = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
                    onnx.TensorProto.BFLOAT16}
     params = sum(math.prod(i.dims) for i in g.initializer if i.data_type in float_types)
+    grad = _needs_grad(g, {i.name for i in g.initializer if i.data_type in float_types})
     by_op: dict[str, int] = {}
+    gemms: list[list[int]] = []
     for node in g.node:
-        if (n := _node_macs(node, shapes, inits)):
-            by_op[node.op_type] = by_op.get(node.op_type, 0) + n
+        if (dims := _node_gemm(node, shapes, inits)) and math.prod(dims):
+            by_op[node.op_type] = by_op.get(node.op_type, 0) + math.prod(dims)
+            gemms.append([*map(int, dims), int(node.input[0] in grad)])
     return {
         "params": int(params),
         "macs_per_sample": int(sum(by_op.values())),
         "macs_by_op": by_op,
+        "gemms": gemms,
         "input_shape": (_dims(inputs[0]) or [1])[1:],
         "output_shape": (_dims(g.output[0]) or [1])[1:],
         "opset": max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
@@ -400,6 +416,7 @@ def public_manifest(full: Mapping[str, Any]) -> dict[str, Any]:
         "format": full.get("format", ""),
         "name": full.get("name", ""),
         "macs_per_sample": int(model["macs_per_sample"]),
+        "gemms": [list(map(int, g)) for g in model.get("gemms", [])],
         "params": int(model["params"]),
         "input_shape": list(model["input_shape"]),
         "output_shape": list(model["output_shape"]),

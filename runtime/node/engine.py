@@ -92,12 +92,43 @@ def evaluate(model: Path, test_npz: Path, metric: str, backend: str = "auto") ->
     return float(_evaluate(model, test_npz, metric, backend=backend))
 
 
-def training_ops(backend: str) -> frozenset[str]:
-    """The ONNX ops the training engine can run on ``backend`` ("auto": the first torch one)."""
+def _train_backend(backend: str) -> Any:
     from morphware.runtime.backends.registry import get_backend, select_backend
 
-    b = select_backend("train") if backend == "auto" else get_backend(backend)
-    return b.capabilities().ops
+    return select_backend("train") if backend == "auto" else get_backend(backend)
+
+
+def training_ops(backend: str) -> frozenset[str]:
+    """The ONNX ops the training engine can run on ``backend`` ("auto": the first torch one)."""
+    return _train_backend(backend).capabilities().train_ops
+
+
+def array_clock_hz(backend: str) -> float:
+    """The clock of the systolic array ``backend`` trains on; 0 for a torch backend."""
+    return float(_train_backend(backend).array_clock_hz())
+
+
+def array_peak_macs(backend: str) -> float:
+    """MACs per second of ``backend``'s array at full utilisation (R x C per cycle)."""
+    b = _train_backend(backend)
+    return float(b.params.rows * b.params.cols * b.array_clock_hz())
+
+
+def array_training_cycles(manifest: dict[str, Any], backend: str) -> int:
+    """Array cycles of a whole training job on ``backend``'s array, from the public manifest's
+    GEMM shapes, batch size, sample count and epochs (cycle model; raises ValueError when the
+    manifest lacks them)."""
+    from morphware.compiler.training import GemmLayer, epoch_cycles
+
+    try:
+        layers = [GemmLayer(int(r), int(k), int(n), bool(g)) for r, k, n, g in manifest["gemms"]]
+        batch, samples = int(manifest["batch_size"]), int(manifest["train_samples"])
+        epochs = int(manifest["epochs"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"manifest lacks the GEMM shapes an array worker prices from: {e}") from e
+    if not layers or batch <= 0 or samples <= 0:
+        raise ValueError("manifest lists no GEMM layers (or no batch/samples) to price on the array")
+    return epochs * epoch_cycles(layers, samples, batch, _train_backend(backend).params)
 
 
 def transient_errors() -> tuple[type[BaseException], ...]:

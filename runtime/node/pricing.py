@@ -10,7 +10,10 @@ activations, gradient w.r.t. weights), so
     ask         = (train_s x price_per_s) x (1 + margin), at least ``min_ask``
 
 ``measured_macs_per_s`` comes from the backend's own benchmark on this machine (the node profiles
-itself at start; see ``WorkerProfile.measure``), ``price_per_s`` is what the operator wants per
+itself at start; see ``WorkerProfile.measure``). A worker that trains on a systolic array (golden,
+rtl or fpga backend; ``clock_hz`` set) knows its time exactly instead: the manifest's GEMM shapes,
+batch size and epochs fix every array command of the run, so ``train_s = array_cycles / clock_hz
++ fixed_overhead_s``, ``array_cycles`` from the cycle model. ``price_per_s`` is what the operator wants per
 second of its hardware (electricity, wear, opportunity), ``margin`` its profit. A worker bids only
 when its ask is within the job's maximum price and its time estimate, with a safety factor, fits
 the work window; the sealed second-price auction makes bidding one's true cost the best strategy,
@@ -37,11 +40,14 @@ class WorkLoad:
     macs_per_sample: int
     train_samples: int
     epochs: int
+    array_cycles: int = 0  # cycles of the whole run on the worker's array (0: not priced so)
 
     def __post_init__(self) -> None:
         for name in ("macs_per_sample", "train_samples", "epochs"):
             if getattr(self, name) <= 0:
                 raise PricingError(f"workload {name} must be > 0, got {getattr(self, name)}")
+        if self.array_cycles < 0:
+            raise PricingError(f"workload array_cycles must be >= 0, got {self.array_cycles}")
 
     @property
     def macs(self) -> float:
@@ -50,7 +56,8 @@ class WorkLoad:
 
 @dataclass(frozen=True)
 class WorkerProfile:
-    """A worker's hardware and its operator's prices (tokens, not base units)."""
+    """A worker's hardware and its operator's prices (tokens, not base units). ``clock_hz``:
+    the clock of the systolic array it trains on (0 for torch backends)."""
 
     backend: str
     macs_per_s: float
@@ -58,12 +65,13 @@ class WorkerProfile:
     margin: float = 0.2
     overhead_s: float = 2.0
     min_ask: float = 0.01
+    clock_hz: float = 0.0
 
     def __post_init__(self) -> None:
         if self.macs_per_s <= 0:
             raise PricingError(f"profile macs_per_s must be > 0, got {self.macs_per_s}")
-        if self.price_per_s < 0 or self.margin < 0 or self.overhead_s < 0:
-            raise PricingError("profile price_per_s, margin and overhead_s must be >= 0")
+        if self.price_per_s < 0 or self.margin < 0 or self.overhead_s < 0 or self.clock_hz < 0:
+            raise PricingError("profile price_per_s, margin, overhead_s and clock_hz must be >= 0")
 
     @staticmethod
     def measure(backend: str = "cpu", seconds: float = 0.3) -> float:
@@ -103,7 +111,13 @@ class Quote:
 
 def quote(work: WorkLoad, profile: WorkerProfile) -> Quote:
     """The cost-based ask for ``work`` on ``profile`` (see the module docstring)."""
-    seconds = work.macs / profile.macs_per_s + profile.overhead_s
+    if profile.clock_hz > 0:
+        if work.array_cycles <= 0:
+            raise PricingError("an array worker prices from the array cycles of the job; the "
+                               "workload has none (the manifest lists no GEMM shapes)")
+        seconds = work.array_cycles / profile.clock_hz + profile.overhead_s
+    else:
+        seconds = work.macs / profile.macs_per_s + profile.overhead_s
     ask = max(profile.min_ask, seconds * profile.price_per_s * (1.0 + profile.margin))
     return Quote(seconds=seconds, ask=ask)
 

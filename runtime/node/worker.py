@@ -103,7 +103,12 @@ class Worker(Role):
 
     def _price(self, meta: JobMetadata, cj: ChainJob) -> tuple[int | None, Any]:
         """(ask in base units, estimated seconds), or (None, why not) when we should not bid."""
-        from morphware.runtime.node.engine import manifest_ops, training_ops, workload_figures
+        from morphware.runtime.node.engine import (
+            array_training_cycles,
+            manifest_ops,
+            training_ops,
+            workload_figures,
+        )
 
         ops = manifest_ops(meta.manifest)
         unsupported = sorted(ops - training_ops(self.node.config.train_backend))
@@ -115,7 +120,9 @@ class Worker(Role):
         macs, samples, epochs = workload_figures(meta.manifest)
         profile = self.node.config.profile
         assert profile is not None
-        q = quote(WorkLoad(macs, samples, epochs), profile)
+        cycles = (array_training_cycles(meta.manifest, self.node.config.train_backend)
+                  if profile.clock_hz > 0 else 0)
+        q = quote(WorkLoad(macs, samples, epochs, cycles), profile)
         work_window = int(cj.extra.get("work_window", 0)) or 10**9
         ok, why = q.fits(from_base_units(cj.max_price, self.market.decimals), work_window)
         if not ok:

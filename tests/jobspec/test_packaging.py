@@ -118,6 +118,9 @@ def test_conv_macs(tmp_path: Path) -> None:
     (tmp_path / "job.toml").write_text(_job("m.py", "[1, 8, 8]"))
     pkg = package_job(load_job(tmp_path / "job.toml"), tmp_path / "out")
     assert pkg.manifest["model"]["macs_by_op"] == {"Conv": 4 * 6 * 6 * 9, "Gemm": 144 * 10}
+    # per GEMM: rows per sample, K, N, and whether its input needs a gradient
+    assert pkg.manifest["model"]["gemms"] == [[36, 9, 4, 0], [1, 144, 10, 1]]
+    assert pkg.public_manifest()["gemms"] == [[36, 9, 4, 0], [1, 144, 10, 1]]
     info = analyse_onnx(pkg.model)
     assert info["params"] == 4 * 9 + 4 + 144 * 10 + 10
 

@@ -70,6 +70,7 @@ def make_package(out: Path, *, epochs: int = 2, threshold: float = 0.5,
         f'epochs = {epochs}\nbatch_size = 64\nseed = 0\n')
     n = 1437
     manifest = {"macs_per_sample": 64 * 32 + 32 * 10, "train_samples": n, "epochs": epochs,
+                "batch_size": 64, "gemms": [[1, 64, 32, 0], [1, 32, 10, 1]],
                 "ops": ["Gemm", "Relu"], "metric": {"name": "accuracy", "threshold": threshold}}
     terms = {"max_price": max_price, "validator_fee": 1.0, "validators": 3,
              "threshold": threshold, "metric": "accuracy", "lower_is_better": False,

@@ -56,6 +56,28 @@ def test_job_runs_to_a_paid_result_and_a_too_high_bid_loses(local_market, tmp_pa
     assert all(d[v] == FEE for v in ("validator-1", "validator-2", "validator-3"))
 
 
+def test_array_worker_wins_trains_on_the_array_and_is_paid(local_market, tmp_path):
+    """A worker whose only training backend is the systolic array (the golden model standing
+    in for the board) prices from the cycle model, underbids the CPU worker, trains with every
+    GEMM on the array and is paid once validators accept the model."""
+    array = Participant("worker-array", ("worker",), price_per_s=0.1, train_backend="golden")
+    cast = [c for c in CAST if c.name != "worker-b"] + [array]
+    before = _start(local_market, cast)
+    assert local_market.nodes["worker-array"].config.profile.clock_hz > 0
+    job = post(local_market, tmp_path / "pkg")
+    assert local_market.warp_past_bidding(job, 2, timeout=20)
+    req = local_market.nodes["requester"]
+    assert wait_phase(req, job, "requester", "done", 120), req.store.timeline(job)
+    cj = req.market.job(job)
+    assert cj.outcome == "accepted"
+    assert cj.winner == local_market.nodes["worker-array"].key.address
+    trained = [m.data for m in local_market.milestones if m.kind == "worker.trained"]
+    assert [t["backend"] for t in trained] == ["golden"]
+    assert wait_phase(local_market.nodes["worker-array"], job, "worker", "done", 10)
+    d = _delta(local_market, before)
+    assert d["worker-array"] == cj.price > 0 and d["worker-a"] == 0
+
+
 def test_worker_killed_during_training_times_out_refunds_and_slashes(local_market, tmp_path):
     cast = [c for c in CAST if c.name != "worker-b"]
     before = _start(local_market, cast)

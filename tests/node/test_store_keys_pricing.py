@@ -94,6 +94,16 @@ def test_quote_scales_with_work_and_refuses_what_does_not_fit():
     assert WorkerProfile.measure(seconds=0.05) > 1e6
 
 
+def test_array_worker_prices_from_cycles_at_its_clock():
+    board = WorkerProfile(backend="golden", macs_per_s=6.4e9, price_per_s=0.5, margin=0.0,
+                          overhead_s=1.0, clock_hz=100e6)
+    work = WorkLoad(macs_per_sample=1000, train_samples=1000, epochs=10, array_cycles=5 * 10**8)
+    q = quote(work, board)
+    assert q.seconds == pytest.approx(5 + 1) and q.ask == pytest.approx(3.0)
+    with pytest.raises(PricingError, match="GEMM shapes"):
+        quote(WorkLoad(macs_per_sample=1000, train_samples=1000, epochs=10), board)
+
+
 def test_peer_book_and_progress_endpoint(tmp_path):
     book = PeerBook(tmp_path / "peers")
     info = PeerInfo(address="0xAbC", torrent_host="127.0.0.1", torrent_port=6881,

@@ -123,6 +123,26 @@ def test_array_gradients_match_float_gradients(bits: int, tmp_path: Path, export
     assert all(c.raw for c, _ in gemm.stats.log)
 
 
+def test_cycle_plan_from_the_manifest_equals_what_a_step_issues(tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                export_module) -> None:
+    """What an array worker prices (GEMM shapes of the public manifest through the cycle model)
+    is exactly what one training step makes the array do."""
+    from morphware.compiler.training import GemmLayer, step_cycles
+    from morphware.runtime.job.packaging import analyse_onnx
+
+    from tests.support import zoo
+
+    net, example = zoo.lenet()
+    path = export_module(net, example, tmp_path / "lenet.onnx")
+    layers = [GemmLayer(*g) for g in analyse_onnx(path)["gemms"]]
+    assert [ly.input_grad for ly in layers] == [False, True, True, True]
+    x = torch.rand(16, 1, 8, 8)
+    y = torch.arange(16) % 10
+    for p in (ArrayParams(8, 8), ArrayParams(16, 16, acc_depth=64)):
+        gemm, _ = _step(load_onnx(path), GoldenBackend(p), p, x, y)
+        assert gemm.stats.cycles == step_cycles(layers, 16, p)
+
+
 @pytest.mark.rtl
 def test_training_step_on_rtl_equals_golden_for_every_gemm(tmp_path: Path, export_module) -> None:  # type: ignore[no-untyped-def]
     """One step of a small MLP and of a small conv net, GEMMs on the Verilog in simulation and
