@@ -386,6 +386,7 @@ def _fold_scale_shift(im: Importer, n: onnx.NodeProto, x: str, scale: np.ndarray
         return False
     p.arrays["w"] = (p.arrays["w"] * scale).astype(np.float32)
     p.arrays["b"] = (p.arrays["b"] * scale + shift).astype(np.float32)
+    im.fixed.pop(p.output, None)  # a QDQ range stated for the unfolded values no longer holds
     im.forms[n.output[0]] = dict(im.forms[x])
     return True
 
@@ -748,8 +749,8 @@ def _instance_norm(im: Importer, n: onnx.NodeProto) -> None:
 
 
 # ---------------------------------------------------------------- QDQ
-def _quant_range(im: Importer, n: onnx.NodeProto) -> float:
-    """max |x| representable by a QuantizeLinear's (scale, zero point, type)."""
+def _quant_bounds(im: Importer, n: onnx.NodeProto) -> tuple[float, float]:
+    """The real interval a QuantizeLinear's (scale, zero point, type) represents."""
     scale = np.asarray(im.const(n.input[1], "the scale"), np.float64)
     if scale.size != 1:
         raise im.fail("per-channel activation quantisation is not supported")
@@ -760,24 +761,46 @@ def _quant_range(im: Importer, n: onnx.NodeProto) -> float:
     z = float(np.asarray(zp).reshape(-1)[0]) if zp is not None else 0.0
     info = np.iinfo(dt)
     s = float(scale.reshape(-1)[0])
-    return max(abs((info.min - z) * s), abs((info.max - z) * s))
+    if not (np.isfinite(s) and s > 0):
+        raise im.fail(f"scale {s} is not a positive number")
+    return (info.min - z) * s, (info.max - z) * s
 
 
 def _quantize_linear(im: Importer, n: onnx.NodeProto) -> None:
     x = n.input[0]
     if not im.is_act(x):
         raise im.fail("constant input")
-    im.qdq[n.output[0]] = (x, _quant_range(im, n))
+    im.qdq[n.output[0]] = (x, _quant_bounds(im, n))
 
 
 def _dequantize_linear(im: Importer, n: onnx.NodeProto) -> None:
+    """A QuantizeLinear -> DequantizeLinear pair is a clamp to the interval it represents (with
+    rounding, which our own quantisation replaces). The tensor's range comes from that interval;
+    a clamp at 0 (uint8 with zero point 0, how onnxruntime removes a Relu) becomes a relu; a
+    symmetric clamp is what saturation at that range does anyway."""
     q = n.input[0]
     if q not in im.qdq:
         raise im.fail("dequantising a tensor that no QuantizeLinear produced")
-    src, rng = im.qdq[q]
-    im.forms[n.output[0]] = dict(im.forms[src])
-    for ir in im.forms[src].values():
-        im.fixed[ir] = rng
+    src, (lo, hi) = im.qdq[q]
+    rng = max(abs(lo), abs(hi))
+    lay = im.layout_of(src)
+    if im.uses.get(src, 0) == 1:  # only the clamp reads it: values beyond the range are cut anyway
+        for ir in im.forms[src].values():
+            im.fixed[ir] = rng
+    if lo >= 0:
+        out = im.emit("relu", [im.get(src, lay)], n.output[0], im.ir_shape(src, lay))
+        if lo > 0 or hi < rng:
+            raise im.fail(f"quantisation interval [{lo}, {hi}] does not contain 0")
+    elif hi >= rng * 0.99 and -lo >= rng * 0.99:
+        im.forms[n.output[0]] = dict(im.forms[src])
+        for ir in im.forms[src].values():
+            im.fixed[ir] = rng
+        return
+    else:
+        out = im.emit("clip", [im.get(src, lay)], n.output[0], im.ir_shape(src, lay),
+                      {"min": lo, "max": hi})
+    im.put(n.output[0], lay, out)
+    im.fixed[out] = rng
 
 
 HANDLERS: dict[str, Callable[[Importer, onnx.NodeProto], None]] = {
