@@ -221,10 +221,34 @@ def _lower_host(lw: Lowering, n: Node) -> None:
     lw.emit(ins)
 
 
+def share_concat_scales(g: FloatGraph, stats: dict[str, float]) -> dict[str, float]:
+    """Give the inputs of a concatenation one range (their largest) when each is produced by an
+    array op (or the ReLU fused into it) and read by nothing else: the GEMMs then requantise to
+    one scale and the concatenation stays on integers (SqueezeNet's fire modules, Inception)."""
+    producer = {n.output: n for n in g.nodes}
+    out = dict(stats)
+    for n in g.nodes:
+        if n.op != "concat" or any(i not in stats for i in n.inputs):
+            continue
+        ok = True
+        for i in n.inputs:
+            src = producer.get(i)
+            if src is not None and src.op == "relu" and src.inputs:
+                src = producer.get(src.inputs[0])
+            if (src is None or src.op not in ("dense", "conv2d") or len(g.consumers(i)) != 1
+                    or i in g.outputs):
+                ok = False
+        if ok:
+            top = max(stats[i] for i in n.inputs)
+            out.update(dict.fromkeys(n.inputs, top))
+    return out
+
+
 def lower(g: FloatGraph, stats: dict[str, float], p: ArrayParams,
           input_adapt: dict[str, Any] | None, circuit: str = "ws",
           ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], list[str]]:
     """Lower the float IR; returns (instructions, arrays, names of the float output tensors)."""
+    stats = share_concat_scales(g, stats)
     lw = Lowering(p, stats, circuit)
     if input_adapt is not None:
         lw.emit(input_adapt)
