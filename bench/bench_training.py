@@ -1,5 +1,7 @@
 """Training-step time of the ONNX->torch converted module vs the same network written in torch,
-and inference throughput of every usable backend on the digits test set.
+inference throughput of every usable backend on the digits test set, and training on the
+systolic array (every GEMM on the golden model at int16 and int8) against float training on the
+CPU: accuracy, loss curves, array cycles per step and projected seconds per epoch.
 
 Both training variants run the same step (zero_grad, forward, cross-entropy, backward, Adam) on the
 same batches, in short alternating blocks on one torch thread; the figure is each variant's best
@@ -8,6 +10,7 @@ block (the least disturbed by other load on a shared machine), and the median is
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -151,9 +154,103 @@ def _inference_table(quick: bool, tmp: Path) -> Table:
                   "samples/s: best of 5 runs over the test set (rtl: one run)"])
 
 
+ARRAY_RUNS = (("cpu", None), ("golden", 16), ("golden", 8))
+ARRAY_SHAPES = ((8, 8), (16, 16))
+CLOCK_HZ = 100e6
+GAP_TARGET = {16: 1.0, 8: 2.0}  # points of top-1 below float
+
+
+def _array_models() -> dict[str, tuple[Any, Any]]:
+    from tests.support import zoo
+
+    return {"digits MLP": zoo.mlp(hidden=64), "lenet": zoo.lenet()}
+
+
+def _train_run(model: Path, recipe: Any, backend: str, bits: int | None, out: Path
+               ) -> dict[str, Any]:
+    """One training run; seconds per epoch from the engine's epoch events."""
+    from morphware.runtime.model.evaluation import evaluate
+    from morphware.runtime.model.training import train_onnx
+
+    stamps: list[float] = []
+    res = train_onnx(model, DIGITS / "data" / "train.npz", recipe, out, backend=backend,
+                     bits=bits, on_event=lambda ev: stamps.append(time.perf_counter())
+                     if ev.kind == "epoch" else None)
+    epoch_s = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    return {"top1": evaluate(res.onnx_path, DIGITS / "data" / "test.npz", "accuracy",
+                             backend="cpu"),
+            "curve": res.loss_curve, "epoch_s": statistics.median(epoch_s) if epoch_s else
+            res.seconds / recipe.epochs, "array": res.array}
+
+
+def _array_tables(quick: bool, tmp: Path) -> tuple[list[Table], dict[str, bool]]:
+    import torch
+    from morphware.compiler.training import GemmLayer, epoch_cycles, step_cycles
+    from morphware.runtime.job.packaging import analyse_onnx
+    from morphware.runtime.job.spec import load_job
+    from morphware.systolic.params import ArrayParams
+
+    recipe = load_job(DIGITS / "job.toml").training
+    if quick:
+        recipe = dataclasses.replace(recipe, epochs=2)
+    samples = len(np.load(DIGITS / "data" / "train.npz")["y"])
+    acc_rows, curve_rows, cost_rows, targets = [], [], [], {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for name, (net, example) in _array_models().items():
+            src = _export(net, example, tmp / f"{name}.onnx")
+            runs = {}
+            for backend, bits in ARRAY_RUNS:
+                label = "cpu float32" if bits is None else f"{backend} int{bits}"
+                runs[label] = r = _train_run(src, recipe, backend, bits, tmp / f"{label}.onnx")
+                gap = 100 * (runs["cpu float32"]["top1"] - r["top1"])
+                acc_rows.append({"model": name, "training": label, "top-1": r["top1"],
+                                 "gap (points)": gap, "final loss": r["curve"][-1],
+                                 "host s/epoch": r["epoch_s"]})
+                curve_rows.append({"model": name, "training": label,
+                                   "loss per epoch": " ".join(f"{v:.3f}" for v in r["curve"])})
+                if bits is not None:
+                    targets[f"{name}: int{bits} within {GAP_TARGET[bits]:g} point(s) of float"] = (
+                        gap <= GAP_TARGET[bits])
+            layers = [GemmLayer(*g) for g in analyse_onnx(src)["gemms"]]
+            for rows, cols in ARRAY_SHAPES:
+                p = ArrayParams(rows, cols)
+                cyc = epoch_cycles(layers, samples, recipe.batch_size, p)
+                cost_rows.append({
+                    "model": name, "array": f"{rows}x{cols}",
+                    "cycles/step": step_cycles(layers, recipe.batch_size, p),
+                    "projected s/epoch @100MHz": cyc / CLOCK_HZ,
+                    "torch CPU s/epoch (measured)": runs["cpu float32"]["epoch_s"],
+                    "CPU / array": runs["cpu float32"]["epoch_s"] / (cyc / CLOCK_HZ)})
+            ran = runs["golden int16"]["array"]["cycles"]
+            planned = recipe.epochs * epoch_cycles(layers, samples, recipe.batch_size,
+                                                   ArrayParams(8, 8, data_bits=16))
+            # the run also executed one forward pass on two samples before training
+            targets[f"{name}: cycle plan = the run's commands (8x8)"] = 0 < ran - planned < (
+                step_cycles(layers, 2, ArrayParams(8, 8)))
+    finally:
+        torch.set_num_threads(threads)
+    notes = [f"same ONNX, recipe (examples/digits/job.toml: adam, lr {recipe.learning_rate}, "
+             f"batch {recipe.batch_size}, {recipe.epochs} epochs) and seed for every run; "
+             "top-1 on the digits test set of the exported float model",
+             "golden: every GEMM of the step (forward, dX, dW; conv via im2col) on the bit-exact "
+             "array model, 8x8, raw int32 outputs; host: fp32 master weights, loss, optimizer",
+             "host s/epoch: wall time of one epoch on this CPU, 1 torch thread (golden: numpy "
+             "simulation of the array plus quantisation, not the array's speed)"]
+    return [Table("training on the systolic array vs float on the CPU", acc_rows, notes),
+            Table("loss curves (mean training loss per epoch)", curve_rows),
+            Table(f"array cycles of training (cycle model, batch {recipe.batch_size})", cost_rows,
+                  ["cycles/step: every command of one full-batch step, forward and backward",
+                   "projected s/epoch: all steps of an epoch at 100 MHz (array only; host work "
+                   "and transfers excluded)"])], targets
+
+
 def run(quick: bool = False) -> Report:
     with tempfile.TemporaryDirectory(prefix="bench-training-") as d:
         tmp = Path(d)
         train_table, targets = _training_table(quick, tmp)
         infer_table = _inference_table(quick, tmp)
-    return Report("training", [train_table, infer_table], targets)
+        array_tables, array_targets = _array_tables(quick, tmp)
+    return Report("training", [train_table, infer_table, *array_tables],
+                  {**targets, **array_targets})
