@@ -28,10 +28,10 @@ NODE_ROLES = ("requester", "worker", "validator")
 ROLES = (*NODE_ROLES, "researcher", "fpga-owner", "developer")
 ROLE_HELP = {
     "requester": "submits jobs: package, encrypt, seed, pay",
-    "worker": "trains jobs for pay (CPU or CUDA)",
+    "worker": "trains jobs for pay (CPU, CUDA or the systolic array)",
     "validator": "evaluates results (CPU, CUDA or the golden executor)",
     "researcher": "compiles models, simulates and verifies the circuit ([rtl])",
-    "fpga-owner": "builds bitstreams and runs the array on a board ([fpga])",
+    "fpga-owner": "builds bitstreams, runs and trains on the array on a board ([fpga])",
     "developer": "runs the test suite and linters in a checkout ([dev])",
 }
 ALL = ROLES
