@@ -26,6 +26,7 @@ COMMAND_MODULES: list[str] = [
     "verify",
     "package",
     "node",
+    "hpo",
     "devnet",
     "dashboard",
 ]

@@ -190,9 +190,9 @@ def submit(
     wait: bool = typer.Option(False, "--wait", help="Follow the job until it is done."),
     timeout: float = typer.Option(3600.0, "--timeout", help="With --wait: give up after (s)."),
 ) -> None:
-    """Queue a job for the requester daemon running on ``--data-dir``; it packages, seeds and
-    posts it, then follows it to the end. A job.toml with an [hpo] table runs the search: one
-    job per trial, ``parallel`` at a time, until every trial is done (always waits)."""
+    r"""Queue a job for the requester daemon running on ``--data-dir``; it packages, seeds and
+    posts it, then follows it to the end. A job.toml with an \[hpo] table runs the search
+    (always waits): see ``morphware hpo --help``."""
     from morphware.runtime.job.spec import JobSpecError, load_job
     from morphware.runtime.node.store import Store
 
@@ -202,7 +202,9 @@ def submit(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     if spec.hpo is not None:
-        _search(job, data_dir, timeout)
+        from morphware.runtime.cli.hpo import run_search
+
+        run_search(job, data_dir, timeout)
         return
     store = Store(Path(data_dir) / "node.db")
     local = store.add_submission(Path(job).resolve())
@@ -228,22 +230,6 @@ def submit(
         time.sleep(0.5)
     typer.echo("timed out waiting", err=True)
     raise typer.Exit(1)
-
-
-def _search(job: Path, data_dir: Path, timeout: float) -> None:
-    from morphware.runtime.job.hpo import HpoError, run_hpo
-
-    try:
-        results = run_hpo(job, data_dir, timeout=timeout, echo=typer.echo)
-    except HpoError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
-    done = [r for r in results if r.value is not None]
-    for r in results:
-        typer.echo(f"trial {r.number}: job {r.job_id} {r.outcome} metric={r.value} {r.params}")
-    if not done:
-        typer.echo("no trial produced a validated metric", err=True)
-        raise typer.Exit(1)
 
 
 def status(

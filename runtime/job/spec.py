@@ -132,10 +132,16 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Paths to the .npz arrays (each with "x" and "y"); the test set goes only to validators."""
+    """Paths to the .npz arrays (each with "x" and "y"); the test set goes only to validators.
+
+    A search ranks its trials on a validation split, never on the test set that decides
+    acceptance: ``validation`` (its own .npz) or ``validation_fraction`` (held out of ``train``).
+    """
 
     train: Path
     test: Path
+    validation: Path | None = None
+    validation_fraction: float | None = None
 
 
 @dataclass(frozen=True)
@@ -239,14 +245,29 @@ class HpoParam:
     choices: tuple[Any, ...] | None = None
 
 
+SAMPLERS = ("tpe", "random")
+
+
 @dataclass(frozen=True)
 class HpoSpec:
-    """A hyperparameter search: one market job per trial, ``parallel`` at a time."""
+    """A hyperparameter search: market jobs ``parallel`` at a time, ``trials`` configurations.
+
+    With ``min_epochs`` the search is multi-fidelity (successive halving, budget = epochs): every
+    configuration first trains ``min_epochs``, the best 1/``eta`` continue from their trained
+    weights, rung after rung, up to ``[training].epochs``. Without it every trial trains the full
+    budget. Trial jobs are accepted at ``trial_threshold`` (default: any working model), so an
+    honest worker is never slashed for a configuration that turned out poor.
+    """
 
     trials: int
     parallel: int
     direction: str
     space: tuple[HpoParam, ...]
+    min_epochs: int | None = None
+    eta: int = 3
+    sampler: str = "tpe"
+    storage: str | None = None
+    trial_threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -261,6 +282,21 @@ class JobSpec:
     market: MarketTerms
     hpo: HpoSpec | None
     root: Path
+
+    def with_inputs(self, *, train: Path | None = None, test: Path | None = None,
+                    model: Path | None = None, threshold: float | None = None) -> JobSpec:
+        """One job of a search: other data files (a trial's held-out set is the validation
+        split), a trained ONNX to continue from, or another acceptance threshold."""
+        out = self
+        if train is not None or test is not None:
+            out = replace(out, data=replace(out.data, train=Path(train or out.data.train),
+                                            test=Path(test or out.data.test)))
+        if model is not None:
+            out = replace(out, model=ModelSpec(source=Path(model),
+                                               input_shape=out.model.input_shape))
+        if threshold is not None:
+            out = replace(out, metric=MetricSpec(out.metric.name, float(threshold)))
+        return out
 
     def with_hparams(self, hparams: Mapping[str, Any]) -> JobSpec:
         """The spec of one HPO trial: keys naming a training field override the recipe (and are
@@ -304,9 +340,24 @@ def _model(t: dict[str, Any], src: str, root: Path) -> ModelSpec:
 
 def _data(t: dict[str, Any], src: str, root: Path) -> DataSpec:
     where = f"{src}: [data]"
-    _unknown(t, {"train", "test"}, where)
-    return DataSpec(train=_path(t, "train", where, root, (".npz",)),
-                    test=_path(t, "test", where, root, (".npz",)))
+    _unknown(t, {"train", "test", "validation", "validation_fraction"}, where)
+    if "validation" in t and "validation_fraction" in t:
+        raise JobSpecError(f"{where}: give validation or validation_fraction, not both")
+    fraction = None
+    if "validation_fraction" in t:
+        fraction = _num(t, "validation_fraction", where, positive=True)
+        if not fraction < 0.9:
+            raise JobSpecError(f"{where}.validation_fraction must be in (0, 0.9), "
+                               f"got {fraction!r}")
+    paths = {k: _path(t, k, where, root, (".npz",)) for k in ("train", "test", "validation")
+             if k in t or k != "validation"}
+    named = {}
+    for k, p in paths.items():
+        if p in named:
+            raise JobSpecError(f"{where}: {k} and {named[p]} name the same file {p}")
+        named[p] = k
+    return DataSpec(train=paths["train"], test=paths["test"], validation=paths.get("validation"),
+                    validation_fraction=fraction)
 
 
 def _metric(t: dict[str, Any], src: str) -> MetricSpec:
@@ -362,9 +413,11 @@ def _hpo_param(name: str, t: Any, where: str) -> HpoParam:
     return HpoParam(name=name, low=low, high=high, log=log, step=step, integer=integer)
 
 
-def _hpo(t: dict[str, Any], src: str) -> HpoSpec:
+def _hpo(t: dict[str, Any], src: str, training: TrainingRecipe, data: DataSpec,
+         metric: MetricSpec) -> HpoSpec:
     where = f"{src}: [hpo]"
-    _unknown(t, {"trials", "parallel", "direction", "space"}, where)
+    _unknown(t, {"trials", "parallel", "direction", "space", "min_epochs", "eta", "sampler",
+                 "storage", "trial_threshold"}, where)
     trials = _posint(t, "trials", where)
     parallel = _posint(t, "parallel", where, 1)
     direction = _choice(t, "direction", where, DIRECTIONS, "maximize")
@@ -372,7 +425,30 @@ def _hpo(t: dict[str, Any], src: str) -> HpoSpec:
     if not isinstance(space_t, dict) or not space_t:
         raise JobSpecError(f"{src}: [hpo.space] must be a non-empty table")
     space = tuple(_hpo_param(k, v, f"{src}: [hpo.space]") for k, v in space_t.items())
-    return HpoSpec(trials=trials, parallel=parallel, direction=direction, space=space)
+    if "epochs" in space_t:
+        raise JobSpecError(f"{src}: [hpo.space].epochs: the budget is not a hyperparameter; "
+                           f"set [training].epochs (and [hpo].min_epochs for multi-fidelity)")
+    min_epochs = _posint(t, "min_epochs", where, None) if "min_epochs" in t else None
+    if min_epochs is not None and min_epochs > training.epochs:
+        raise JobSpecError(f"{where}.min_epochs ({min_epochs}) exceeds [training].epochs "
+                           f"({training.epochs})")
+    eta = _posint(t, "eta", where, 3)
+    if eta < 2:
+        raise JobSpecError(f"{where}.eta must be >= 2 (keep the best 1/eta each rung), got {eta}")
+    if data.validation is None and data.validation_fraction is None:
+        raise JobSpecError(f"{src}: [hpo] ranks trials on a validation split, never on the test "
+                           f"set: set [data].validation (an .npz) or [data].validation_fraction")
+    storage = _str(t, "storage", where) if "storage" in t else None
+    trial_threshold = _num(t, "trial_threshold", where) if "trial_threshold" in t else None
+    if trial_threshold is not None:
+        try:
+            MetricSpec(metric.name, trial_threshold)
+        except JobSpecError as e:
+            raise JobSpecError(f"{where}.trial_threshold: {e}") from None
+    return HpoSpec(trials=trials, parallel=parallel, direction=direction, space=space,
+                   min_epochs=min_epochs, eta=eta,
+                   sampler=_choice(t, "sampler", where, SAMPLERS, "tpe"), storage=storage,
+                   trial_threshold=trial_threshold)
 
 
 def parse_job(doc: Mapping[str, Any], root: Path, src: str = "job.toml") -> JobSpec:
@@ -382,15 +458,18 @@ def parse_job(doc: Mapping[str, Any], root: Path, src: str = "job.toml") -> JobS
     _unknown(job, {"name"}, f"{src}: [job]")
     name = _str(job, "name", f"{src}: [job]")
     hpo_t = _table(doc, "hpo", src, required=False)
+    data = _data(_table(doc, "data", src), src, root)
+    training = TrainingRecipe.from_dict(_table(doc, "training", src, required=False),
+                                        f"{src}: [training]")
+    metric = _metric(_table(doc, "metric", src), src)
     return JobSpec(
         name=name,
         model=_model(_table(doc, "model", src), src, root),
-        data=_data(_table(doc, "data", src), src, root),
-        training=TrainingRecipe.from_dict(_table(doc, "training", src, required=False),
-                                          f"{src}: [training]"),
-        metric=_metric(_table(doc, "metric", src), src),
+        data=data,
+        training=training,
+        metric=metric,
         market=_market(_table(doc, "market", src), src),
-        hpo=_hpo(hpo_t, src) if "hpo" in doc else None,
+        hpo=_hpo(hpo_t, src, training, data, metric) if "hpo" in doc else None,
         root=root,
     )
 

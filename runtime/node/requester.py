@@ -122,8 +122,12 @@ class Requester(Role):
         from morphware.runtime.node.engine import package
 
         spec = load_job(sub.spec_path)
-        if sub.facts.get("hparams"):  # one trial of a hyperparameter search (runtime/hpo.py)
-            spec = replace(spec.with_hparams(sub.facts["hparams"]),
+        inputs = sub.facts.get("inputs") or {}  # a search's job: its split, parent model, ...
+        if inputs:
+            spec = spec.with_inputs(**{k: (v if k == "threshold" else Path(v))
+                                       for k, v in inputs.items()})
+        if sub.facts.get("hparams") or inputs:  # one job of a search (runtime/job/hpo.py)
+            spec = replace(spec.with_hparams(sub.facts.get("hparams") or {}),
                            name=str(sub.facts.get("name") or spec.name))
         out = self.node.data_dir / "packages" / str(sub.local_id)
         if out.exists():

@@ -64,7 +64,9 @@ def test_example_loads() -> None:
 
 def test_example_hpo_loads() -> None:
     spec = load_job(EXAMPLE / "hpo.toml")
-    assert spec.hpo is not None and spec.hpo.trials == 8 and spec.hpo.parallel == 4
+    assert spec.hpo is not None and spec.hpo.trials == 9 and spec.hpo.parallel == 3
+    assert (spec.hpo.min_epochs, spec.hpo.eta, spec.hpo.sampler) == (2, 3, "tpe")
+    assert spec.data.validation_fraction == 0.2
     space = {p.name: p for p in spec.hpo.space}
     assert space["learning_rate"].log and space["learning_rate"].low == 1e-4
     assert space["hidden"].choices == (32, 64, 128)
