@@ -69,6 +69,7 @@ def test_fraction_split_is_deterministic_disjoint_and_keeps_every_sample(tmp_pat
     train = np.load(spec.data.train)
     assert a.validation_samples == round(len(train["x"]) * 0.25)
     assert a.train_samples + a.validation_samples == len(train["x"])
+    assert (b.train_samples, b.validation_samples) == (a.train_samples, a.validation_samples)
     for name in ("train.npz", "validation.npz"):
         assert np.array_equal(np.load(tmp_path / "a" / name)["x"],
                               np.load(tmp_path / "b" / name)["x"])
