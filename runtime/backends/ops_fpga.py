@@ -12,6 +12,7 @@ import importlib.util
 from typing import Any
 
 from morphware.runtime.backends.program_common import ProgramBackend
+from morphware.systolic import toolchain
 
 
 class FpgaBackend(ProgramBackend):
@@ -27,7 +28,8 @@ class FpgaBackend(ProgramBackend):
         if not ok:
             return ok, why
         if importlib.util.find_spec("pynq") is None:
-            return False, "pynq is not installed (a PYNQ board image has it; or pip install '.[fpga]')"
+            return False, ("pynq is not installed (a PYNQ board image has it; or "
+                           f"{toolchain.install_command('pynq')})")
         try:
             import pynq
 

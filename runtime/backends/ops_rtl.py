@@ -25,6 +25,9 @@ class RtlBackend(ProgramBackend):
             from morphware.systolic.sim import run_gemms  # noqa: F401
         except ImportError as e:
             return False, f"RTL simulation runner not importable ({e})"
+        missing = toolchain.missing_modules("rtl", ("cocotb", "cocotb_tools"))
+        if missing:
+            return False, str(toolchain.MissingExtra("the rtl backend", "rtl", missing))
         return self._simulator_status(toolchain)
 
     @staticmethod
