@@ -48,6 +48,9 @@ def test_wheel_contains_rtl_and_contract_sources(tmp_path: Path) -> None:
         "dashboard": list((ROOT / "runtime" / "dashboard").rglob("*.js")),
         "python": [p for part in parts for p in (ROOT / part).rglob("*.py")
                    if "__pycache__" not in p.parts],
+        # the demo's default job and its data (setup.py ships examples/ as morphware/examples)
+        "examples": [p for p in (ROOT / "examples").rglob("*")
+                     if p.is_file() and "__pycache__" not in p.parts],
     }
     for kind, files in expected.items():
         assert files, f"no {kind} files found in the source tree"
