@@ -22,7 +22,7 @@ def demo(
                              help="job.toml [default: the digits example shipped with morphware]."),
     data_dir: Path = typer.Option(None, "--data-dir",
                                   help="Where the nodes keep their state [default: a new temp dir]."),
-    timeout: float = typer.Option(170.0, "--timeout", help="Give up after this many seconds."),
+    timeout: float = typer.Option(300.0, "--timeout", help="Give up after this many seconds."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only print the summary."),
     dashboard: bool = typer.Option(False, "--dashboard",
                                    help="Serve the requester's dashboard while the demo runs."),

@@ -52,7 +52,7 @@ class DemoResult:
         return self.outcome == "accepted" and bool(self.model_path)
 
 
-def run_demo(job: Path = EXAMPLE_JOB, root: Path | None = None, *, timeout: float = 170.0,
+def run_demo(job: Path = EXAMPLE_JOB, root: Path | None = None, *, timeout: float = 300.0,
              echo: Callable[[str], None] | None = print,
              cast: list[Participant] | None = None,
              on_requester: Callable[[Node], Any] | None = None) -> DemoResult:
