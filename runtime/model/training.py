@@ -126,12 +126,19 @@ def _training_backend(backend: str) -> Backend:
     return b
 
 
+def _arithmetic(module: OnnxModule) -> str:
+    """How the module computes its GEMMs: "float", or "array int8"/"array int16"."""
+    ctx = getattr(module, "array", None)
+    return "float" if ctx is None else f"array int{ctx.bits}"
+
+
 def _save_checkpoint(path: Path, module: OnnxModule, opt: torch.optim.Optimizer, epoch: int,
                      gen: torch.Generator, curve: list[float], steps: list[float],
                      recipe: TrainingRecipe) -> None:
     import torch
 
     state = {"version": CHECKPOINT_VERSION, "epoch": epoch, "model": module.state_dict(),
+             "arithmetic": _arithmetic(module),
              "optimizer": opt.state_dict(), "rng": gen.get_state(), "torch_rng":
              torch.get_rng_state(), "loss_curve": curve, "step_losses": steps,
              "recipe": recipe.to_dict()}
@@ -141,7 +148,7 @@ def _save_checkpoint(path: Path, module: OnnxModule, opt: torch.optim.Optimizer,
     os.replace(tmp, path)  # atomic: a crash never leaves half a checkpoint
 
 
-def _load_checkpoint(path: Path, recipe: TrainingRecipe) -> dict[str, Any]:
+def _load_checkpoint(path: Path, recipe: TrainingRecipe, arithmetic: str) -> dict[str, Any]:
     import torch
 
     try:
@@ -153,6 +160,10 @@ def _load_checkpoint(path: Path, recipe: TrainingRecipe) -> dict[str, Any]:
     if state["recipe"] != recipe.to_dict():
         raise TrainingError(f"{path}: checkpoint was written for a different recipe "
                             f"{state['recipe']}; refusing to resume (delete it to start over)")
+    if state.get("arithmetic", "float") != arithmetic:
+        raise TrainingError(f"{path}: checkpoint was trained with {state.get('arithmetic', 'float')}"
+                            f" GEMMs, this run uses {arithmetic}; refusing to resume (delete it "
+                            "to start over)")
     return state
 
 
@@ -234,7 +245,7 @@ def train_onnx(onnx_path: str | Path | onnx.ModelProto, train_npz: str | Path, r
     start, curve, steps = 0, [], []
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and ckpt.exists():
-        state = _load_checkpoint(ckpt, recipe)
+        state = _load_checkpoint(ckpt, recipe, _arithmetic(module))
         module.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["rng"])

@@ -212,6 +212,9 @@ def test_golden_training_checkpoints_resumes_and_exports(digits_onnx: Path, digi
     resumed = train_onnx(digits_onnx, train, recipe, tmp_path / "b.onnx", backend="golden",
                          bits=8, checkpoint=ckpt)
     assert resumed.loss_curve == full.loss_curve and resumed.step_losses == full.step_losses
+    with pytest.raises(TrainingError, match="array int8 GEMMs, this run uses array int16"):
+        train_onnx(digits_onnx, train, recipe, tmp_path / "c.onnx", backend="golden", bits=16,
+                   checkpoint=ckpt)
     acc = evaluate(full.onnx_path, digits_data[1], "accuracy", backend="cpu")
     assert acc > 0.5  # the export is the float model of the trained weights
 
