@@ -82,11 +82,14 @@ class Importer:
         for o in m.graph.output:
             self.uses[o.name] = self.uses.get(o.name, 0) + 1
         self.node: onnx.NodeProto | None = None
+        self.index = 0  # position of ``node`` in the graph, for messages about unnamed nodes
 
     # ------------------------------------------------------------ errors, shapes, layouts
     def fail(self, why: str) -> CompileError:
         n = self.node
-        where = f"node {n.name or '(unnamed)'}: op {n.op_type}: " if n is not None else ""
+        label = n.name if n is not None and n.name else (
+            f"#{self.index} (output {n.output[0]!r})" if n is not None and n.output else "?")
+        where = f"node {label}: op {n.op_type}: " if n is not None else ""
         return CompileError(f"{where}{why}")
 
     def shape(self, name: str) -> tuple[int, ...]:
@@ -219,10 +222,10 @@ class Importer:
         self.forms[inp.name] = {"onnx": inp.name}
         self.ir_shapes[inp.name] = self.shape(inp.name)[1:]
         needed = self._needed()
-        for n in g.node:
+        for idx, n in enumerate(g.node):
             if not any(o in needed for o in n.output):
                 continue
-            self.node = n
+            self.node, self.index = n, idx
             handler = HANDLERS.get(n.op_type)
             if handler is None:
                 why = REFUSED.get(n.op_type, "no array lowering and no host implementation")
