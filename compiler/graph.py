@@ -54,7 +54,8 @@ class FloatGraph:
         env: dict[str, np.ndarray] = {self.input: np.asarray(x, np.float32)}
         for n in self.nodes:
             try:
-                env[n.output] = run_float_node(n, [env[i] for i in n.inputs])
+                with np.errstate(over="ignore", invalid="ignore"):  # non-finite: refused later
+                    env[n.output] = run_float_node(n, [env[i] for i in n.inputs])
             except (ValueError, IndexError, TypeError, KeyError) as e:
                 raise CompileError(f"node {n.name}: op {n.op}: {e}") from e
             want = self.shapes.get(n.output)
