@@ -7,8 +7,10 @@ The schedule is fixed by (M, K, N, R, C) (see rtl/ws_top.v):
   while the next pass's R weight beats (+3 parameter beats at N-tile boundaries) load into the
   other bank. ``S >= R + 3`` keeps one slot's loads inside it; ``3 S >= M + C`` keeps the
   4-entry parameter ring from overwriting an N tile still in the output stage;
-* the final pass: M rows, then ``R + C + 4`` cycles of pipeline (skew, array, de-skew, accumulate,
-  bias, multiply, shift/saturate) until its last row is in the output FIFO;
+* the final pass: M rows, then ``R + C + 2 + 8`` cycles of pipeline (skew, array with its
+  registered weights and products, de-skew, then 8 output-stage registers: accumulate, bias, two partial
+  products, their sum, two shift steps, rounding, ReLU/saturation) until its last row is in the
+  output FIFO;
 * 2 cycles for the FIFO to hand out its last row and for DONE to rise.
 
 Stall cycles (a stream not ready) are counted separately by the RTL and are not part of this.
@@ -19,7 +21,8 @@ from __future__ import annotations
 from morphware.systolic.params import ArrayParams
 
 PROLOGUE_EXTRA = 3
-OUTPUT_STAGES = 4
+PE_STAGES = 2        # inside every PE: the selected weight register, the product register
+OUTPUT_STAGES = 8
 FLUSH = 2
 
 
@@ -49,7 +52,7 @@ def gemm_phases(m: int, k: int, n: int, p: ArrayParams) -> dict[str, int]:
         "prologue": p.rows + PROLOGUE_EXTRA,
         "slots": (passes - 1) * slot_cycles(m, p),
         "last_pass": m,
-        "pipeline": p.rows + p.cols + OUTPUT_STAGES,
+        "pipeline": p.rows + p.cols + PE_STAGES + OUTPUT_STAGES,
         "flush": FLUSH,
     }
 

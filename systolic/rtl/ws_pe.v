@@ -3,6 +3,12 @@
 // The activation carries the bank select bit (sel) of the pass it belongs to, so a PE switches
 // banks exactly when the first activation of the next pass reaches it: the other bank can be
 // written while this one computes. Everything advances only on `en` (the array's global stall).
+//
+// Two pipeline registers keep the DSP block alone in its cycle: the selected weight (w_q, beside
+// a_out) before the multiplier, the product (prod_q) after it. Every PE's product therefore
+// enters its adder two cycles after its activation arrived; partial sums still move down one
+// row per cycle, so a column's sums line up as before and the array gains exactly two cycles
+// of latency in total (not two per row).
 `default_nettype none
 
 module ws_pe #(
@@ -23,17 +29,18 @@ module ws_pe #(
 );
     reg signed [DB-1:0] w0;
     reg signed [DB-1:0] w1;
-    wire signed [DB-1:0] w = sel_in ? w1 : w0;
-    wire signed [2*DB-1:0] a_x = {{DB{a_in[DB-1]}}, a_in};
-    wire signed [2*DB-1:0] w_x = {{DB{w[DB-1]}}, w};
+    reg  signed [DB-1:0] w_q;
+    wire signed [2*DB-1:0] a_x = {{DB{a_out[DB-1]}}, a_out};
+    wire signed [2*DB-1:0] w_x = {{DB{w_q[DB-1]}}, w_q};
     wire signed [2*DB-1:0] prod = a_x * w_x;
+    reg  signed [2*DB-1:0] prod_q;
     wire signed [ACC-1:0] prod_x;
 
     generate
         if (ACC > 2 * DB) begin : g_ext
-            assign prod_x = {{(ACC - 2 * DB){prod[2*DB-1]}}, prod};
+            assign prod_x = {{(ACC - 2 * DB){prod_q[2*DB-1]}}, prod_q};
         end else begin : g_noext
-            assign prod_x = prod[ACC-1:0];
+            assign prod_x = prod_q[ACC-1:0];
         end
     endgenerate
 
@@ -41,6 +48,8 @@ module ws_pe #(
         if (en) begin
             a_out   <= a_in;
             sel_out <= sel_in;
+            w_q     <= sel_in ? w1 : w0;
+            prod_q  <= prod;
             ps_out  <= ps_in + prod_x;
             if (we && !wbank) w0 <= wdata;
             if (we && wbank)  w1 <= wdata;

@@ -58,9 +58,13 @@ module ws_top #(
 );
     localparam integer AW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
     localparam integer RW = (R > 1) ? $clog2(R) : 1;
-    localparam integer DA = R + C;          // issue -> de-skewed array result
-    localparam integer DP = DA + 4;         // issue -> output pushed into the FIFO
+    localparam integer PL = 2;              // PE pipeline: selected weight, product
+    localparam integer DA = R + C + PL;     // issue -> de-skewed array result
+    localparam integer NOUT = 8;            // output-stage registers (accumulate .. saturate)
+    localparam integer DP = DA + NOUT;      // issue -> output pushed into the FIFO
     localparam integer SMIN = (R + 3 > (C + 1) / 2) ? R + 3 : (C + 1) / 2;
+    // the slot counter reaches at most max(M, SMIN) - 1 in a slot, M - 1 + DP in the last pass
+    localparam integer CW = $clog2(DEPTH + SMIN + DP + 1) + 1;
     localparam integer TW = AW + 6;         // tag: {eoc, pidx[1:0], row, last, first, valid}
     localparam [1:0] ST_IDLE = 2'd0, ST_RUN = 2'd1, ST_FLUSH = 2'd2;
 
@@ -130,17 +134,26 @@ module ws_top #(
     assign irq = done_r;
 
     // ---------------------------------------------------------------- schedule
-    reg [31:0] m_r, kt_r, nt_r, s_len, cnt, ti, tj;
+    // The slot counter is only as wide as the longest slot needs, and "first / last K tile" and
+    // "last N tile" are kept as registered flags beside down-counters, so the global enable
+    // `adv` (which fans out to every register of the datapath) is a few LUTs deep.
+    reg [CW-1:0] cnt, m_r, s_len;
+    reg [31:0] kleft, nleft;                 // K / N tiles left after the current one
+    reg [31:0] kt_r;
+    reg        ti_first, ti_last, tj_last;
+    reg [1:0]  tj2;                          // N tile index mod 4: parameter ring entry
     reg        relu_r, raw_r, pro, qpar;
     wire run = (state == ST_RUN);
-    wire final_pass = (ti == kt_r - 1) && (tj == nt_r - 1);
+    wire final_pass = ti_last && tj_last;
     wire in_slot = run && !pro;
     wire need_a = in_slot && (cnt < m_r);
-    wire next_new_n = (ti == kt_r - 1);      // the pass after this one starts a new N tile
-    wire ld_w_pro = run && pro && (cnt < R);
-    wire ld_p_pro = run && pro && (cnt >= R) && (cnt < R + 3);
-    wire ld_w_slot = in_slot && !final_pass && (cnt < R);
-    wire ld_p_slot = in_slot && !final_pass && next_new_n && (cnt >= R) && (cnt < R + 3);
+    wire next_new_n = ti_last;               // the pass after this one starts a new N tile
+    localparam integer R2 = R + 2, R3 = R + 3;
+    localparam [CW-1:0] CNT_R = R[CW-1:0], CNT_R2 = R2[CW-1:0], CNT_R3 = R3[CW-1:0];
+    wire ld_w_pro = run && pro && (cnt < CNT_R);
+    wire ld_p_pro = run && pro && (cnt >= CNT_R) && (cnt < CNT_R3);
+    wire ld_w_slot = in_slot && !final_pass && (cnt < CNT_R);
+    wire ld_p_slot = in_slot && !final_pass && next_new_n && (cnt >= CNT_R) && (cnt < CNT_R3);
     wire need_w = ld_w_pro || ld_p_pro || ld_w_slot || ld_p_slot;
 
     wire [3:0] fifo_count;
@@ -160,14 +173,17 @@ module ws_top #(
             cyc <= 32'd0;
             stl <= 32'd0;
             pro <= 1'b0;
-            cnt <= 32'd0;
-            ti <= 32'd0;
-            tj <= 32'd0;
-            qpar <= 1'b0;
-            m_r <= 32'd0;
+            cnt <= {CW{1'b0}};
+            kleft <= 32'd0;
+            nleft <= 32'd0;
             kt_r <= 32'd0;
-            nt_r <= 32'd0;
-            s_len <= 32'd0;
+            ti_first <= 1'b0;
+            ti_last <= 1'b0;
+            tj_last <= 1'b0;
+            tj2 <= 2'd0;
+            qpar <= 1'b0;
+            m_r <= {CW{1'b0}};
+            s_len <= {CW{1'b0}};
             relu_r <= 1'b0;
             raw_r <= 1'b0;
         end else if (start) begin
@@ -178,14 +194,17 @@ module ws_top #(
                 cyc <= 32'd0;
                 stl <= 32'd0;
                 pro <= 1'b1;
-                cnt <= 32'd0;
-                ti <= 32'd0;
-                tj <= 32'd0;
-                qpar <= 1'b0;
-                m_r <= cfg_m;
+                cnt <= {CW{1'b0}};
                 kt_r <= cfg_kt;
-                nt_r <= cfg_nt;
-                s_len <= (cfg_m > SMIN) ? cfg_m : SMIN;
+                kleft <= cfg_kt - 32'd1;
+                nleft <= cfg_nt - 32'd1;
+                ti_first <= 1'b1;
+                ti_last <= (cfg_kt == 32'd1);
+                tj_last <= (cfg_nt == 32'd1);
+                tj2 <= 2'd0;
+                qpar <= 1'b0;
+                m_r <= cfg_m[CW-1:0];
+                s_len <= (cfg_m > SMIN) ? cfg_m[CW-1:0] : SMIN[CW-1:0];
                 relu_r <= cfg_relu;
                 raw_r <= cfg_raw;
             end
@@ -195,26 +214,32 @@ module ws_top #(
             end else begin
                 cyc <= cyc + 32'd1;
                 if (pro) begin
-                    if (cnt == R + 2) begin
+                    if (cnt == CNT_R2) begin
                         pro <= 1'b0;
-                        cnt <= 32'd0;
+                        cnt <= {CW{1'b0}};
                     end else begin
-                        cnt <= cnt + 32'd1;
+                        cnt <= cnt + 1'b1;
                     end
                 end else if (final_pass) begin
-                    if (cnt == m_r - 1 + DP) state <= ST_FLUSH;
-                    else cnt <= cnt + 32'd1;
-                end else if (cnt == s_len - 1) begin
-                    cnt <= 32'd0;
+                    if (cnt == m_r - 1'b1 + DP[CW-1:0]) state <= ST_FLUSH;
+                    else cnt <= cnt + 1'b1;
+                end else if (cnt == s_len - 1'b1) begin
+                    cnt <= {CW{1'b0}};
                     qpar <= !qpar;
                     if (next_new_n) begin
-                        ti <= 32'd0;
-                        tj <= tj + 32'd1;
+                        kleft <= kt_r - 32'd1;
+                        ti_first <= 1'b1;
+                        ti_last <= (kt_r == 32'd1);
+                        nleft <= nleft - 32'd1;
+                        tj_last <= (nleft == 32'd1);
+                        tj2 <= tj2 + 2'd1;
                     end else begin
-                        ti <= ti + 32'd1;
+                        kleft <= kleft - 32'd1;
+                        ti_first <= 1'b0;
+                        ti_last <= (kleft == 32'd1);
                     end
                 end else begin
-                    cnt <= cnt + 32'd1;
+                    cnt <= cnt + 1'b1;
                 end
             end
         end else if (state == ST_FLUSH) begin
@@ -235,7 +260,7 @@ module ws_top #(
     wire         w_bank0 = pro ? 1'b0 : !qpar;
     wire         p_we = (ld_p_pro || ld_p_slot) && adv;
     wire [1:0]   p_idx = cnt[1:0] - R[1:0];        // 0 bias, 1 mult, 2 shift
-    wire [1:0]   p_entry = pro ? 2'd0 : (tj[1:0] + 2'd1);
+    wire [1:0]   p_entry = pro ? 2'd0 : (tj2 + 2'd1);
 
     // Unpacked net arrays (not wide packed buses): each element is its own net, so a simulator
     // only re-evaluates the PEs whose inputs changed (Icarus crawls on wide shared buses).
@@ -342,75 +367,91 @@ module ws_top #(
     endgenerate
 
     // ---------------------------------------------------------------- tags travelling with rows
-    wire [TW-1:0] tag_in = {need_a && final_pass && (cnt == m_r - 1), tj[1:0], cnt[AW-1:0],
-                            ti == kt_r - 1, ti == 0, need_a};
+    wire [TW-1:0] tag_in = {need_a && final_pass && (cnt == m_r - 1'b1), tj2, cnt[AW-1:0],
+                            ti_last, ti_first, need_a};
     reg  [TW-1:0] tp [0:DA-1];
-    reg  [TW-1:0] t1, t2, t3, t4;
+    reg  [TW-1:0] tq [1:NOUT];               // tags beside the output-stage registers
     integer ki;
     always @(posedge aclk) begin
         if (rst) begin
             for (ki = 0; ki < DA; ki = ki + 1) tp[ki] <= {TW{1'b0}};
-            t1 <= {TW{1'b0}};
-            t2 <= {TW{1'b0}};
-            t3 <= {TW{1'b0}};
-            t4 <= {TW{1'b0}};
+            for (ki = 1; ki <= NOUT; ki = ki + 1) tq[ki] <= {TW{1'b0}};
         end else if (adv) begin
             tp[0] <= tag_in;
             for (ki = 1; ki < DA; ki = ki + 1) tp[ki] <= tp[ki-1];
-            t1 <= tp[DA-1];
-            t2 <= t1;
-            t3 <= t2;
-            t4 <= t3;
+            tq[1] <= tp[DA-1];
+            for (ki = 2; ki <= NOUT; ki = ki + 1) tq[ki] <= tq[ki-1];
         end
     end
-    /* verilator lint_off UNUSEDSIGNAL */  // only the row / flag fields are read here
-    wire [TW-1:0] t_rd_full = tp[DA-2];
+    /* verilator lint_off UNUSEDSIGNAL */  // only the row / flag / ring fields are read here
+    wire [TW-1:0] t_rd_full = tp[DA-3];
     wire [TW-1:0] t_ac_full = tp[DA-1];
+    wire [TW-1:0] t_wr_full = tq[1];
+    wire [TW-1:0] t_out = tq[NOUT];
     /* verilator lint_on UNUSEDSIGNAL */
     wire [AW-1:0] rd_row = t_rd_full[AW+2:3];
-    wire [AW+2:0] t_ac = t_ac_full[AW+2:0];
+    wire          ac_first = t_ac_full[1];
+    wire [AW-1:0] wr_row = t_wr_full[AW+2:3];
+    wire          wr_en = t_wr_full[0] && !t_wr_full[2];   // a row of a K tile that is not last
+    wire [1:0]    pi_ac = t_ac_full[AW+4:AW+3];
 
     // ---------------------------------------------------------------- accumulator (sums K tiles)
+    // The row for K tile i+1 is read two cycles before its array result arrives (block RAM read
+    // plus one register), and the sum is written back one cycle after it is formed; a slot of
+    // S >= R + 3 >= 4 cycles keeps the write of pass i ahead of the read of pass i+1.
     reg [C*ACC-1:0] accmem [0:DEPTH-1];
-    reg [C*ACC-1:0] acc_rd;
+    reg [C*ACC-1:0] acc_rd, acc_rd2, acc_q;
     wire [C*ACC-1:0] acc_sum;
     generate
         for (c = 0; c < C; c = c + 1) begin : g_sum
             assign acc_sum[c*ACC +: ACC] = res[c]
-                + (t_ac[1] ? {ACC{1'b0}} : acc_rd[c*ACC +: ACC]);
+                + (ac_first ? {ACC{1'b0}} : acc_rd2[c*ACC +: ACC]);
         end
     endgenerate
     always @(posedge aclk) begin
         if (adv) begin
-            if (t_ac[0] && !t_ac[2]) accmem[t_ac[AW+2:3]] <= acc_sum;
+            if (wr_en) accmem[wr_row] <= acc_q;
             acc_rd <= accmem[rd_row];
+            acc_rd2 <= acc_rd;
+            acc_q <= acc_sum;
         end
     end
 
     // ---------------------------------------------------------------- output stage per column
-    wire [C*32-1:0] o4;
-    wire [1:0] pi2 = t1[AW+4:AW+3];
-    wire [1:0] pi3 = t2[AW+4:AW+3];
-    wire [1:0] pi4 = t3[AW+4:AW+3];
-    localparam signed [48:0] QMAX = (49'sd1 <<< (DB - 1)) - 49'sd1;
-    localparam signed [48:0] QMIN = -(49'sd1 <<< (DB - 1));
+    // One operation per register, tags travelling alongside (tq[k] beside stage k):
+    //  1 acc_q = acc + array result; this row's bias / mult / shift picked from the ring
+    //  2 + bias (wraps)          3 two 17x17 products (DSP blocks)   4 product = hi * 2^16 + lo
+    //  5 shift right by 8 * floor((s-1) / 8)   6 shift by (s-1) mod 8
+    //  7 rounding: ((y >> (s-1)) + 1) >> 1 == (y + 2^(s-1)) >> s   8 ReLU, saturation / raw
+    wire [C*32-1:0] o_last;
+    localparam signed [DB-1:0] QMAX = {1'b0, {(DB - 1){1'b1}}};
+    localparam signed [DB-1:0] QMIN = {1'b1, {(DB - 1){1'b0}}};
     generate
         for (c = 0; c < C; c = c + 1) begin : g_out
             reg [31:0] bias_q [0:3];
             reg [15:0] mult_q [0:3];
             reg [5:0]  shift_q [0:3];
-            reg [31:0] o1, o2, o3b, o4r;
-            reg signed [48:0] o3p;
-            wire [31:0] b = o1 + bias_q[pi2];
-            wire signed [48:0] b_x = {{17{o2[31]}}, o2};
-            wire signed [48:0] m_x = {33'd0, mult_q[pi3]};
-            wire [5:0] sh = shift_q[pi4];
-            wire signed [48:0] rnd = (sh == 6'd0) ? 49'sd0 : (49'sd1 <<< (sh - 6'd1));
-            wire signed [48:0] ysum = o3p + rnd;
-            wire signed [48:0] y = ysum >>> sh;
-            wire signed [48:0] yr = (relu_r && y < 0) ? 49'sd0 : y;
-            wire signed [48:0] ys = (yr > QMAX) ? QMAX : ((yr < QMIN) ? QMIN : yr);
-            wire [31:0] ylane = {{(32 - DB){ys[DB-1]}}, ys[DB-1:0]};
+            reg [31:0] bias1, o2, r3, r4, r5, r6, r7, o8;
+            reg [15:0] mult1, mult2;
+            reg [5:0]  sh1, sh2, sh3;
+            reg [5:0]  sm4;                        // s - 1 (0 when s = 0)
+            reg [2:0]  sm5;
+            reg        nz4, nz5, nz6;              // s != 0: round
+            reg [31:0] p_lo;
+            reg signed [32:0] p_hi;
+            reg signed [48:0] p4, c5, f6, y7;
+            wire signed [16:0] lo_s = {1'b0, o2[15:0]};
+            wire signed [16:0] hi_s = {o2[31], o2[31:16]};
+            wire signed [16:0] m_s = {1'b0, mult2};
+            /* verilator lint_off UNUSEDSIGNAL */  // products' sign bits, known to be redundant
+            wire signed [33:0] lo_prod = lo_s * m_s;
+            wire signed [33:0] hi_prod = hi_s * m_s;
+            /* verilator lint_on UNUSEDSIGNAL */
+            wire [32:0] hi_sum = p_hi + {17'd0, p_lo[31:16]};
+            wire neg = y7[48];
+            wire fits = (y7[48:DB-1] == {(50 - DB){1'b0}}) || (y7[48:DB-1] == {(50 - DB){1'b1}});
+            wire [DB-1:0] q = (relu_r && neg) ? {DB{1'b0}}
+                              : (fits ? y7[DB-1:0] : (neg ? QMIN : QMAX));
             always @(posedge aclk) begin
                 if (p_we) begin
                     case (p_idx)
@@ -420,24 +461,43 @@ module ws_top #(
                     endcase
                 end
                 if (adv) begin
-                    o1 <= acc_sum[c*ACC +: 32];
-                    o2 <= b;
-                    o3p <= b_x * m_x;
-                    o3b <= o2;
-                    o4r <= raw_r ? o3b : ylane;
+                    bias1 <= bias_q[pi_ac];
+                    mult1 <= mult_q[pi_ac];
+                    sh1 <= shift_q[pi_ac];
+                    o2 <= acc_q[c*ACC +: 32] + bias1;
+                    mult2 <= mult1;
+                    sh2 <= sh1;
+                    p_lo <= lo_prod[31:0];
+                    p_hi <= hi_prod[32:0];
+                    r3 <= o2;
+                    sh3 <= sh2;
+                    p4 <= {hi_sum, p_lo[15:0]};
+                    r4 <= r3;
+                    sm4 <= (sh3 == 6'd0) ? 6'd0 : sh3 - 6'd1;
+                    nz4 <= (sh3 != 6'd0);
+                    c5 <= p4 >>> {sm4[5:3], 3'b000};
+                    sm5 <= sm4[2:0];
+                    nz5 <= nz4;
+                    r5 <= r4;
+                    f6 <= c5 >>> sm5;
+                    nz6 <= nz5;
+                    r6 <= r5;
+                    y7 <= nz6 ? ((f6 + 49'sd1) >>> 1) : f6;
+                    r7 <= r6;
+                    o8 <= raw_r ? r7 : {{(32 - DB){q[DB-1]}}, q};
                 end
             end
-            assign o4[c*32 +: 32] = o4r;
+            assign o_last[c*32 +: 32] = o8;
         end
     endgenerate
 
     // ---------------------------------------------------------------- output FIFO
-    assign push_req = t4[0] && t4[2];
+    assign push_req = t_out[0] && t_out[2];
     ws_fifo #(.W(C * 32 + 1), .DEPTH_LOG2(2)) ofifo (
         .clk(aclk),
         .rst(rst),
         .push(push_req && adv),
-        .din({t4[TW-1], o4}),
+        .din({t_out[TW-1], o_last}),
         .pop(m_axis_o_tready),
         .dout({m_axis_o_tlast, m_axis_o_tdata}),
         .empty(fifo_empty),
