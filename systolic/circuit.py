@@ -34,6 +34,7 @@ class Circuit:
     operations: tuple[str, ...]
     cycles: Callable[[int, int, int, ArrayParams], int]
     golden_gemm: GoldenGemm = golden.gemm
+    clock: str = "aclk"                    # the clock input (place and route times it)
     param_names: dict[str, str] = field(default_factory=lambda: {
         "rows": "R", "cols": "C", "data_bits": "DB", "acc_bits": "ACC", "acc_depth": "DEPTH"})
 

@@ -134,10 +134,12 @@ module ws_top #(
     assign irq = done_r;
 
     // ---------------------------------------------------------------- schedule
-    // The slot counter is only as wide as the longest slot needs, and "first / last K tile" and
-    // "last N tile" are kept as registered flags beside down-counters, so the global enable
-    // `adv` (which fans out to every register of the datapath) is a few LUTs deep.
-    reg [CW-1:0] cnt, m_r, s_len;
+    // The slot counter is only as wide as the longest slot needs; "first / last K tile", "last N
+    // tile" and the counter windows (a_on: cnt < M, w_on: cnt < R, p_on: cnt < R + 3) are kept
+    // as registered flags, so the global enable `adv`, which fans out to every register of the
+    // datapath, is a few LUTs from registers and the stream valids.
+    reg [CW-1:0] cnt, m_last, s_last, fin_last;   // M - 1, S - 1, M - 1 + DP
+    reg          a_on, w_on, p_on;
     reg [31:0] kleft, nleft;                 // K / N tiles left after the current one
     reg [31:0] kt_r;
     reg        ti_first, ti_last, tj_last;
@@ -146,20 +148,20 @@ module ws_top #(
     wire run = (state == ST_RUN);
     wire final_pass = ti_last && tj_last;
     wire in_slot = run && !pro;
-    wire need_a = in_slot && (cnt < m_r);
+    wire need_a = a_on;                      // only ever set while in a slot
     wire next_new_n = ti_last;               // the pass after this one starts a new N tile
-    localparam integer R2 = R + 2, R3 = R + 3;
-    localparam [CW-1:0] CNT_R = R[CW-1:0], CNT_R2 = R2[CW-1:0], CNT_R3 = R3[CW-1:0];
-    wire ld_w_pro = run && pro && (cnt < CNT_R);
-    wire ld_p_pro = run && pro && (cnt >= CNT_R) && (cnt < CNT_R3);
-    wire ld_w_slot = in_slot && !final_pass && (cnt < CNT_R);
-    wire ld_p_slot = in_slot && !final_pass && next_new_n && (cnt >= CNT_R) && (cnt < CNT_R3);
+    localparam integer R1 = R - 1, R2 = R + 2;
+    localparam [CW-1:0] CNT_R1 = R1[CW-1:0], CNT_R2 = R2[CW-1:0];
+    wire ld_w_pro = run && pro && w_on;
+    wire ld_p_pro = run && pro && !w_on && p_on;
+    wire ld_w_slot = in_slot && !final_pass && w_on;
+    wire ld_p_slot = in_slot && !final_pass && next_new_n && !w_on && p_on;
     wire need_w = ld_w_pro || ld_p_pro || ld_w_slot || ld_p_slot;
 
     wire [3:0] fifo_count;
     wire push_req;
     wire adv = run && (!need_a || s_axis_a_tvalid) && (!need_w || s_axis_w_tvalid)
-               && (!push_req || (fifo_count < 4'd4));
+               && (!push_req || !fifo_count[2]);
     assign s_axis_a_tready = need_a && adv;
     assign s_axis_w_tready = need_w && adv;
     wire fifo_empty;
@@ -182,8 +184,12 @@ module ws_top #(
             tj_last <= 1'b0;
             tj2 <= 2'd0;
             qpar <= 1'b0;
-            m_r <= {CW{1'b0}};
-            s_len <= {CW{1'b0}};
+            m_last <= {CW{1'b0}};
+            s_last <= {CW{1'b0}};
+            fin_last <= {CW{1'b0}};
+            a_on <= 1'b0;
+            w_on <= 1'b0;
+            p_on <= 1'b0;
             relu_r <= 1'b0;
             raw_r <= 1'b0;
         end else if (start) begin
@@ -195,6 +201,9 @@ module ws_top #(
                 stl <= 32'd0;
                 pro <= 1'b1;
                 cnt <= {CW{1'b0}};
+                a_on <= 1'b0;
+                w_on <= 1'b1;
+                p_on <= 1'b1;
                 kt_r <= cfg_kt;
                 kleft <= cfg_kt - 32'd1;
                 nleft <= cfg_nt - 32'd1;
@@ -203,8 +212,9 @@ module ws_top #(
                 tj_last <= (cfg_nt == 32'd1);
                 tj2 <= 2'd0;
                 qpar <= 1'b0;
-                m_r <= cfg_m[CW-1:0];
-                s_len <= (cfg_m > SMIN) ? cfg_m[CW-1:0] : SMIN[CW-1:0];
+                m_last <= cfg_m[CW-1:0] - 1'b1;
+                s_last <= ((cfg_m > SMIN) ? cfg_m[CW-1:0] : SMIN[CW-1:0]) - 1'b1;
+                fin_last <= cfg_m[CW-1:0] - 1'b1 + DP[CW-1:0];
                 relu_r <= cfg_relu;
                 raw_r <= cfg_raw;
             end
@@ -217,14 +227,22 @@ module ws_top #(
                     if (cnt == CNT_R2) begin
                         pro <= 1'b0;
                         cnt <= {CW{1'b0}};
+                        a_on <= 1'b1;
+                        w_on <= 1'b1;
+                        p_on <= 1'b1;
                     end else begin
                         cnt <= cnt + 1'b1;
+                        w_on <= w_on && (cnt != CNT_R1);
                     end
                 end else if (final_pass) begin
-                    if (cnt == m_r - 1'b1 + DP[CW-1:0]) state <= ST_FLUSH;
+                    if (cnt == fin_last) state <= ST_FLUSH;
                     else cnt <= cnt + 1'b1;
-                end else if (cnt == s_len - 1'b1) begin
+                    a_on <= a_on && (cnt != m_last);
+                end else if (cnt == s_last) begin
                     cnt <= {CW{1'b0}};
+                    a_on <= 1'b1;
+                    w_on <= 1'b1;
+                    p_on <= 1'b1;
                     qpar <= !qpar;
                     if (next_new_n) begin
                         kleft <= kt_r - 32'd1;
@@ -240,6 +258,9 @@ module ws_top #(
                     end
                 end else begin
                     cnt <= cnt + 1'b1;
+                    a_on <= a_on && (cnt != m_last);
+                    w_on <= w_on && (cnt != CNT_R1);
+                    p_on <= p_on && (cnt != CNT_R2);
                 end
             end
         end else if (state == ST_FLUSH) begin
@@ -367,7 +388,7 @@ module ws_top #(
     endgenerate
 
     // ---------------------------------------------------------------- tags travelling with rows
-    wire [TW-1:0] tag_in = {need_a && final_pass && (cnt == m_r - 1'b1), tj2, cnt[AW-1:0],
+    wire [TW-1:0] tag_in = {need_a && final_pass && (cnt == m_last), tj2, cnt[AW-1:0],
                             ti_last, ti_first, need_a};
     reg  [TW-1:0] tp [0:DA-1];
     reg  [TW-1:0] tq [1:NOUT];               // tags beside the output-stage registers
