@@ -60,8 +60,8 @@ def test_cycle_model_phases_sum_and_formula() -> None:
     p = ArrayParams(16, 16)
     ph = gemm_phases(64, 64, 64, p)
     assert sum(ph.values()) == gemm_cycles(64, 64, 64, p)
-    # prologue R+3, 15 slots of 64, last pass 64, pipeline R+C+4, flush 2
-    assert gemm_cycles(64, 64, 64, p) == 19 + 15 * 64 + 64 + 36 + 2
+    # prologue R+3, 15 slots of 64, last pass 64, pipeline R+C+2 (PE) +8 (output stage), flush 2
+    assert gemm_cycles(64, 64, 64, p) == 19 + 15 * 64 + 64 + 42 + 2
 
 
 def test_cycle_model_slot_never_shorter_than_weight_load() -> None:
