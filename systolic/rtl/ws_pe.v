@@ -4,8 +4,8 @@
 // banks exactly when the first activation of the next pass reaches it: the other bank can be
 // written while this one computes. Everything advances only on `en` (the array's global stall).
 //
-// Two pipeline registers keep the DSP block alone in its cycle: the selected weight (w_q, beside
-// a_out) before the multiplier, the product (prod_q) after it. Every PE's product therefore
+// The multiplier (ws_mul) registers its inputs and its product, which keeps the DSP block alone
+// in its cycle (on ECP5 inside the block's own registers). Every PE's product therefore
 // enters its adder two cycles after its activation arrived; partial sums still move down one
 // row per cycle, so a column's sums line up as before and the array gains exactly two cycles
 // of latency in total (not two per row).
@@ -29,11 +29,9 @@ module ws_pe #(
 );
     reg signed [DB-1:0] w0;
     reg signed [DB-1:0] w1;
-    reg  signed [DB-1:0] w_q;
-    wire signed [2*DB-1:0] a_x = {{DB{a_out[DB-1]}}, a_out};
-    wire signed [2*DB-1:0] w_x = {{DB{w_q[DB-1]}}, w_q};
-    wire signed [2*DB-1:0] prod = a_x * w_x;
-    reg  signed [2*DB-1:0] prod_q;
+    wire signed [DB-1:0] w_sel = sel_in ? w1 : w0;
+    wire signed [2*DB-1:0] prod_q;       // a_in * w_sel, two cycles later
+    ws_mul #(.AW(DB), .BW(DB)) mul (.clk(clk), .en(en), .a(a_in), .b(w_sel), .p(prod_q));
     wire signed [ACC-1:0] prod_x;
 
     generate
@@ -48,12 +46,11 @@ module ws_pe #(
         if (en) begin
             a_out   <= a_in;
             sel_out <= sel_in;
-            w_q     <= sel_in ? w1 : w0;
-            prod_q  <= prod;
             ps_out  <= ps_in + prod_x;
-            if (we && !wbank) w0 <= wdata;
-            if (we && wbank)  w1 <= wdata;
         end
+        // not gated by `en`: the top holds we / wdata through a stall, so a repeat is harmless
+        if (we && !wbank) w0 <= wdata;
+        if (we && wbank)  w1 <= wdata;
     end
 endmodule
 

@@ -274,14 +274,32 @@ module ws_top #(
     end
 
     // ---------------------------------------------------------------- weight and parameter writes
-    // Row k of a weight tile is written to column c at (beat cycle + c): the same skew as the
-    // activations, so a bank is rewritten exactly behind the last activation that reads it.
-    wire         w_we0 = (ld_w_pro || ld_w_slot) && adv;
+    // Row k of a weight tile is written to column c at (beat cycle + c + 1): the activations' skew
+    // plus one register, so a bank is rewritten two cycles behind the last activation that reads
+    // it and at least S - 1 >= 3 cycles before the next pass's first activation reads it. The
+    // write enables and data are registers that only move on `adv`, so the PEs (and the
+    // parameter ring) write without looking at `adv`: a write repeated during a stall stores
+    // the same value again. That keeps the high-fanout enable out of these paths.
+    wire          w_ld0 = ld_w_pro || ld_w_slot;
     wire [RW-1:0] w_row0 = cnt[RW-1:0];
-    wire         w_bank0 = pro ? 1'b0 : !qpar;
-    wire         p_we = (ld_p_pro || ld_p_slot) && adv;
-    wire [1:0]   p_idx = cnt[1:0] - R[1:0];        // 0 bias, 1 mult, 2 shift
-    wire [1:0]   p_entry = pro ? 2'd0 : (tj2 + 2'd1);
+    wire          w_bank0 = pro ? 1'b0 : !qpar;
+    wire [1:0]    p_idx = cnt[1:0] - R[1:0];        // 0 bias, 1 mult, 2 shift
+    wire [1:0]    p_entry = pro ? 2'd0 : (tj2 + 2'd1);
+    reg           p_we_q;
+    reg  [1:0]    p_idx_q, p_entry_q;
+    reg  [C*32-1:0] p_data_q;
+    always @(posedge aclk) begin
+        if (rst) begin
+            p_we_q <= 1'b0;
+        end else if (adv) begin
+            p_we_q <= ld_p_pro || ld_p_slot;
+        end
+        if (adv) begin
+            p_idx_q <= p_idx;
+            p_entry_q <= p_entry;
+            p_data_q <= s_axis_w_tdata;
+        end
+    end
 
     // Unpacked net arrays (not wide packed buses): each element is its own net, so a simulator
     // only re-evaluates the PEs whose inputs changed (Icarus crawls on wide shared buses).
@@ -293,35 +311,31 @@ module ws_top #(
     genvar r, c;
     generate
         for (c = 0; c < C; c = c + 1) begin : g_wcol
-            if (c == 0) begin : g_first
-                assign wc_we[0] = w_we0;
-                assign wc_row[0] = w_row0;
-                assign wc_bank[0] = w_bank0;
-                assign wc_data[0] = s_axis_w_tdata[DB-1:0];
-            end else begin : g_delay
-                reg            we_q;
-                reg [RW-1:0]   row_q;
-                reg            bank_q;
-                reg [DB-1:0]   dl [0:c-1];
-                integer        k;
-                always @(posedge aclk) begin
-                    if (rst) begin
-                        we_q <= 1'b0;
-                    end else if (adv) begin
-                        we_q <= wc_we[c-1];
-                    end
-                    if (adv) begin
-                        row_q <= wc_row[c-1];
-                        bank_q <= wc_bank[c-1];
-                        dl[0] <= s_axis_w_tdata[c*32 +: DB];
-                        for (k = 1; k < c; k = k + 1) dl[k] <= dl[k-1];
-                    end
+            reg            we_q;
+            reg [RW-1:0]   row_q;
+            reg            bank_q;
+            reg [DB-1:0]   dl [0:c];
+            integer        k;
+            wire           we_in = (c == 0) ? w_ld0 : wc_we[(c == 0) ? 0 : c - 1];
+            wire [RW-1:0]  row_in = (c == 0) ? w_row0 : wc_row[(c == 0) ? 0 : c - 1];
+            wire           bank_in = (c == 0) ? w_bank0 : wc_bank[(c == 0) ? 0 : c - 1];
+            always @(posedge aclk) begin
+                if (rst) begin
+                    we_q <= 1'b0;
+                end else if (adv) begin
+                    we_q <= we_in;
                 end
-                assign wc_we[c] = we_q && adv;
-                assign wc_row[c] = row_q;
-                assign wc_bank[c] = bank_q;
-                assign wc_data[c] = dl[c-1];
+                if (adv) begin
+                    row_q <= row_in;
+                    bank_q <= bank_in;
+                    dl[0] <= s_axis_w_tdata[c*32 +: DB];
+                    for (k = 1; k <= c; k = k + 1) dl[k] <= dl[k-1];
+                end
             end
+            assign wc_we[c] = we_q;
+            assign wc_row[c] = row_q;
+            assign wc_bank[c] = bank_q;
+            assign wc_data[c] = dl[c];
         end
     endgenerate
 
@@ -430,8 +444,8 @@ module ws_top #(
         end
     endgenerate
     always @(posedge aclk) begin
+        if (wr_en) accmem[wr_row] <= acc_q;   // repeated during a stall: same row, same value
         if (adv) begin
-            if (wr_en) accmem[wr_row] <= acc_q;
             acc_rd <= accmem[rd_row];
             acc_rd2 <= acc_rd;
             acc_q <= acc_sum;
@@ -453,43 +467,46 @@ module ws_top #(
             reg [15:0] mult_q [0:3];
             reg [5:0]  shift_q [0:3];
             reg [31:0] bias1, o2, r3, r4, r5, r6, r7, o8;
-            reg [15:0] mult1, mult2;
+            reg [15:0] mult1;
             reg [5:0]  sh1, sh2, sh3;
             reg [5:0]  sm4;                        // s - 1 (0 when s = 0)
             reg [2:0]  sm5;
             reg        nz4, nz5, nz6;              // s != 0: round
-            reg [31:0] p_lo;
-            reg signed [32:0] p_hi;
+            wire [31:0] p_lo;
+            wire signed [32:0] p_hi;
             reg signed [48:0] p4, c5, f6, y7;
-            wire signed [16:0] lo_s = {1'b0, o2[15:0]};
-            wire signed [16:0] hi_s = {o2[31], o2[31:16]};
-            wire signed [16:0] m_s = {1'b0, mult2};
+            // the multipliers register their inputs in step with o2 and their products at stage 3
+            wire [31:0] o2_n = acc_q[c*ACC +: 32] + bias1;
+            wire signed [16:0] lo_s = {1'b0, o2_n[15:0]};
+            wire signed [16:0] hi_s = {o2_n[31], o2_n[31:16]};
+            wire signed [16:0] m_s = {1'b0, mult1};
             /* verilator lint_off UNUSEDSIGNAL */  // products' sign bits, known to be redundant
-            wire signed [33:0] lo_prod = lo_s * m_s;
-            wire signed [33:0] hi_prod = hi_s * m_s;
+            wire signed [33:0] lo_prod;
+            wire signed [33:0] hi_prod;
             /* verilator lint_on UNUSEDSIGNAL */
+            ws_mul #(.AW(17), .BW(17)) mul_lo (.clk(aclk), .en(adv), .a(lo_s), .b(m_s), .p(lo_prod));
+            ws_mul #(.AW(17), .BW(17)) mul_hi (.clk(aclk), .en(adv), .a(hi_s), .b(m_s), .p(hi_prod));
+            assign p_lo = lo_prod[31:0];
+            assign p_hi = hi_prod[32:0];
             wire [32:0] hi_sum = p_hi + {17'd0, p_lo[31:16]};
             wire neg = y7[48];
             wire fits = (y7[48:DB-1] == {(50 - DB){1'b0}}) || (y7[48:DB-1] == {(50 - DB){1'b1}});
             wire [DB-1:0] q = (relu_r && neg) ? {DB{1'b0}}
                               : (fits ? y7[DB-1:0] : (neg ? QMIN : QMAX));
             always @(posedge aclk) begin
-                if (p_we) begin
-                    case (p_idx)
-                        2'd0: bias_q[p_entry] <= s_axis_w_tdata[c*32 +: 32];
-                        2'd1: mult_q[p_entry] <= s_axis_w_tdata[c*32 +: 16];
-                        default: shift_q[p_entry] <= s_axis_w_tdata[c*32 +: 6];
+                if (p_we_q) begin
+                    case (p_idx_q)
+                        2'd0: bias_q[p_entry_q] <= p_data_q[c*32 +: 32];
+                        2'd1: mult_q[p_entry_q] <= p_data_q[c*32 +: 16];
+                        default: shift_q[p_entry_q] <= p_data_q[c*32 +: 6];
                     endcase
                 end
                 if (adv) begin
                     bias1 <= bias_q[pi_ac];
                     mult1 <= mult_q[pi_ac];
                     sh1 <= shift_q[pi_ac];
-                    o2 <= acc_q[c*ACC +: 32] + bias1;
-                    mult2 <= mult1;
+                    o2 <= o2_n;
                     sh2 <= sh1;
-                    p_lo <= lo_prod[31:0];
-                    p_hi <= hi_prod[32:0];
                     r3 <= o2;
                     sh3 <= sh2;
                     p4 <= {hi_sum, p_lo[15:0]};
