@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from morphware.systolic.circuit import get_circuit
@@ -44,3 +45,26 @@ def test_yosys_8x8_has_no_latches() -> None:
     assert res["latches"] == 0
     assert res["DSP"] >= 64  # one multiplier per PE survives as a $macc/$mul cell
     assert res["FF"] > 0
+
+
+SUPPORT_RTL = Path(__file__).resolve().parents[1] / "support" / "rtl"
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
+@pytest.mark.parametrize("ecp5", [False, True], ids=["behavioural", "ecp5-mult18x18d"])
+@pytest.mark.parametrize("aw,bw", [(8, 8), (16, 16), (17, 17)])
+def test_ws_mul_both_forms_match_their_definition(tmp_path: Path, ecp5: bool, aw: int,
+                                                  bw: int) -> None:
+    """The ECP5 form (MULT18X18D with its own registers, used by place and route) and the
+    behavioural form (simulation, other FPGAs) compute the same registered product."""
+    rtl = Path(get_circuit().rtl_sources[0])
+    assert rtl.name == "ws_mul.v"
+    extra = ["-DMORPHWARE_ECP5", str(SUPPORT_RTL / "ecp5_mult18x18d.v")] if ecp5 else []
+    out = tmp_path / "tb.vvp"
+    build = subprocess.run(["iverilog", "-g2012", "-o", str(out), "-s", "ws_mul_tb",
+                            "-P", f"ws_mul_tb.AW={aw}", "-P", f"ws_mul_tb.BW={bw}", *extra,
+                            str(rtl), str(SUPPORT_RTL / "ws_mul_tb.v")],
+                           capture_output=True, text=True, timeout=120)
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run(["vvp", "-n", str(out)], capture_output=True, text=True, timeout=120)
+    assert "PASS" in run.stdout and "FAIL" not in run.stdout, run.stdout + run.stderr
