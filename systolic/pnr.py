@@ -30,7 +30,7 @@ from pathlib import Path
 
 from morphware.systolic.circuit import Circuit, get_circuit
 from morphware.systolic.params import ArrayParams
-from morphware.systolic.sim import cache_root
+from morphware.systolic.sim import _locked, cache_root
 
 FLOW_VERSION = "2"
 WRAPPER_TOP = "mw_pnr_wrap"
@@ -361,20 +361,33 @@ def run(p: ArrayParams, device: str, circuit: Circuit | None = None, target_mhz:
     dev, speed = parse_device(device)
     if target_mhz <= 0:
         raise ValueError(f"target frequency must be positive, got {target_mhz}")
-    fam = FAMILIES[dev.family]
     key = cache_key(circ, p, dev, speed, target_mhz, seed)
     out_dir = pnr_cache() / f"{circ.name}-{p.tag}-{dev.name}{'-' + speed if speed else ''}-{key}"
     result_file = out_dir / "result.json"
-    if use_cache and result_file.exists():
-        return PnrResult(**json.loads(result_file.read_text()), cached=True)
+    no_fit = out_dir / "does-not-fit.txt"
+    with _locked(pnr_cache() / f".{key}.lock"):   # one build per key across processes
+        if use_cache and result_file.exists():
+            return PnrResult(**json.loads(result_file.read_text()), cached=True)
+        if use_cache and no_fit.exists():
+            raise DoesNotFit(no_fit.read_text())
+        return _build(circ, p, dev, speed, target_mhz, seed, timeout_s, key, out_dir)
+
+
+def _build(circ: Circuit, p: ArrayParams, dev: Device, speed: str, target_mhz: float, seed: int,
+           timeout_s: float, key: str, out_dir: Path) -> PnrResult:
+    fam = FAMILIES[dev.family]
+    result_file = out_dir / "result.json"
     with tempfile.TemporaryDirectory(prefix="mw-pnr-") as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
         netlist, cells = synthesize(circ, p, fam, work, timeout_s)
         need = sum(cells.get(t, 0) for t in fam.dsp_synth)
         if need > dev.dsp_blocks:
-            raise DoesNotFit(f"{circ.name} {p.tag} needs {need} {'/'.join(fam.dsp_synth)} "
-                             f"blocks; {dev.name} has {dev.dsp_blocks}")
+            msg = (f"{circ.name} {p.tag} needs {need} {'/'.join(fam.dsp_synth)} blocks; "
+                   f"{dev.name} has {dev.dsp_blocks}")
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "does-not-fit.txt").write_text(msg)
+            raise DoesNotFit(msg)
         t1 = time.perf_counter()
         report = place_and_route(netlist, dev, speed, target_mhz, seed, work, timeout_s)
         t2 = time.perf_counter()
