@@ -6,6 +6,7 @@ gives, beside this machine's CPU (torch fp32) and TVM-VTA's PYNQ figure."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 
@@ -116,6 +117,7 @@ def _keep_report(res: pnr.PnrResult, stem: str) -> None:
 
 def timing_table(configs: list[tuple[str, int, int, int]]) -> Table:
     """Place and route each configuration (cached per RTL and tools) and derive GOPS."""
+    load = os.getloadavg()[0]
     cpu = cpu_gemm_gops()
     rows = []
     for device, r, c, bits in configs:
@@ -138,7 +140,8 @@ def timing_table(configs: list[tuple[str, int, int, int]]) -> Table:
                      "CPU fp32 GOPS": cpu, "VTA GOPS": VTA_GOPS})
     tools = ", ".join(f"{k} {v}" for k, v in pnr.tool_versions("ecp5").items())
     notes = [f"GOPS = utilization (cycle model, M=K=N={GEMM}) x 2*R*C x Fmax; a MAC is 2 ops",
-             f"CPU fp32 GOPS: torch.mm {GEMM}^3 on this machine's CPU, measured in this run",
+             f"CPU fp32 GOPS: torch.mm {GEMM}^3 on this machine's {os.cpu_count()} CPU(s), measured "
+             f"in this run at load average {load:.1f} (other work shares the CPU)",
              "VTA GOPS: TVM-VTA on PYNQ-Z1, 16x16 int8 at 100 MHz, peak (the anchor)",
              "ECP5 out of context (register-to-register), speed 6; iCE40 UP5K through the "
              "3-pin wrapper of morphware.systolic.pnr; LUT = logic cells placed",
