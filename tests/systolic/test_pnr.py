@@ -3,7 +3,6 @@ the cache key and one real 2x2 build with the PyPI tools."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from dataclasses import replace
