@@ -15,10 +15,11 @@ from morphware.systolic.params import ArrayParams
 from morphware.systolic.sim import cache_root, source_hash
 
 TARGETS = {
-    "xilinx": "synth_xilinx -family xc7 -top {top}",
+    # flattened: Yosys 0.23 (Debian) writes broken `stat -json` for three-level hierarchies
+    "xilinx": "synth_xilinx -flatten -family xc7 -top {top}",
     "ice40": "synth_ice40 -dsp -top {top}",
     # technology-independent and fast: enough to prove the RTL infers no latches
-    "generic": "synth -run begin:fine -top {top}",
+    "generic": "synth -flatten -run begin:fine -top {top}",
 }
 _FF_PREFIXES = {"xilinx": ("FD",), "ice40": ("SB_DFF",), "generic": ("$dff", "$adff", "$sdff")}
 _LUT_PREFIXES = {"xilinx": ("LUT",), "ice40": ("SB_LUT4",), "generic": ("$lut",)}
