@@ -110,7 +110,8 @@ def test_doctor_passes_for_the_node_roles_and_names_extras(installed: Installed)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "installed package" in out.stdout
     assert "make setup" not in out.stdout and ".venv/bin/pip" not in out.stdout
-    researcher = next(line for line in out.stdout.splitlines() if "│ researcher" in line)
+    researcher = next(line for line in out.stdout.splitlines()
+                      if re.search(r"│ researcher\s+│", line))  # the roles table's row
     assert "not ready" in researcher and "pip install 'morphware[rtl]'" in researcher
 
 
