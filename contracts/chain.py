@@ -59,10 +59,43 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class PortInUseError(OSError):
+    """Another process (often a stale anvil) already listens on the port asked for."""
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True if ``host:port`` cannot be bound (someone listens there)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: Linux sends it SIGTERM when the process that started it dies,
+    so an anvil never outlives its devnet, however the devnet ends (even kill -9)."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:  # not glibc Linux: the caller's own teardown still stops anvil
+        return
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def start_anvil(
-    port: int = 0, n_accounts: int = 10, timeout: float = 15.0
+    port: int = 0, n_accounts: int = 10, timeout: float = 15.0, block_time: float | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start anvil on 127.0.0.1 (a free port when ``port`` is 0) and wait until it answers.
+
+    ``block_time`` (seconds) mines a block at that interval, so the chain clock advances while
+    idle, as on a real chain; None mines only on transactions. A busy ``port`` raises
+    ``PortInUseError`` before anything starts (a stale anvil there would answer in its place).
+    anvil is tied to this process: it gets SIGTERM if this process dies.
 
     Returns (process, url); the caller terminates the process. Its accounts are anvil_accounts()."""
     binary = anvil_bin()
@@ -71,12 +104,20 @@ def start_anvil(
             f"anvil not found: run `{install_command()}` (or ensure_anvil() to install it), "
             "or set MORPHWARE_ANVIL to its path"
         )
+    if port and port_in_use(port):
+        raise PortInUseError(f"127.0.0.1:{port} is already in use")
     port = port or _free_port()
     cmd = [
         str(binary), "--host", "127.0.0.1", "--port", str(port), "--accounts", str(n_accounts),
         "--mnemonic", ANVIL_MNEMONIC, "--silent",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if block_time is not None:
+        if block_time <= 0:
+            raise ValueError(f"block_time must be positive, got {block_time}")
+        # mixed: a block per transaction at once (fast set-up) and one per interval when idle
+        cmd += ["--block-time", f"{block_time:g}", "--mixed-mining"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=_die_with_parent)  # noqa: PLW1509 - only prctl
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

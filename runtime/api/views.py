@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from morphware.runtime.node.pricing import AMOUNT_FACTS
 from morphware.runtime.node.store import JobRow, Store
 
 ROLES = ("requester", "worker", "validator")
 HIDDEN_FACT_PARTS = ("key", "salt", "artifacts", "metadata", "magnet")
-AMOUNT_FACTS = ("price", "withdrawn", "ask", "max_price", "validator_fee")
 BIDDER_MAPS = ("bids", "revealed_bids")
 DEFAULT_DECIMALS = 18
 DEFAULT_METRIC_SCALE = 10**6
+DEFAULT_SYMBOL = "MWT"
+METRIC_MAPS = ("revealed_metrics",)
 MAX_LOSS_EVENTS = 2000  # per response: a client keeps polling with ?after= for the rest
 
 
@@ -65,6 +67,7 @@ def node_info(store: Store) -> dict[str, Any]:
         "data_dir": str(Path(store.path).parent),
         "schema_version": int(store.get_meta("schema_version") or 0),
         "last_block": store.last_block(),
+        "token_symbol": store.get_meta("token_symbol") or DEFAULT_SYMBOL,
         "roles": sorted({j.role for j in jobs}, key=_role_order),
         "jobs": len({j.job_id for j in jobs}),
         "submissions": len(store.submissions()),
@@ -148,7 +151,12 @@ def clean_facts(facts: dict[str, Any], u: Units) -> dict[str, Any]:
         if k in AMOUNT_FACTS:
             v = u.tokens(v)
         elif k in BIDDER_MAPS and isinstance(v, dict):
-            v = {a: u.tokens(p) for a, p in v.items()}
+            # a committed bid is sealed: the event carries no price (0) until it is revealed
+            v = {a: u.tokens(p) if p else "sealed" for a, p in v.items()}
+        elif k in METRIC_MAPS and isinstance(v, dict):
+            v = {a: u.metric(m) for a, m in v.items()}
+        elif k == "metric_fixed":
+            continue  # the same value as "metric", in the contract's fixed point
         elif k in ("metrics",) and isinstance(v, list):
             v = [u.metric(m) for m in v]
         elif k == "median":

@@ -9,14 +9,17 @@ import sys
 
 import typer
 from morphware.contracts.anvil import AnvilUnavailable
+from morphware.runtime.cli.errors import MorphwareGroup
 from morphware.systolic.toolchain import MissingExtra, MissingTool, extra_of
 
 app = typer.Typer(
+    cls=MorphwareGroup,
     name="morphware",
     help="Morphware: a peer-to-peer market for ML compute, with a systolic-array compiler and runtime.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[default: ...]" and "[hpo]" stay as written
 )
 
 COMMAND_MODULES: list[str] = [
@@ -42,6 +45,8 @@ def _version_callback(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
                                  help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug",
+                               help="On an operator error, print the traceback too."),
 ) -> None:
     """Morphware: a peer-to-peer market for ML compute."""
 

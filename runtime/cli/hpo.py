@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 
 hpo_app = typer.Typer(help="Hyperparameter searches run by `morphware submit JOB.toml` with an "
-                           "\\[hpo] table.", no_args_is_help=True)
+                           "[hpo] table.", no_args_is_help=True,
+                       rich_markup_mode=None)
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -50,7 +51,7 @@ def status(
     job: Path = typer.Argument(..., help="The search's job.toml."),
     data_dir: Path = typer.Option(..., "--data-dir", help="The requester daemon's state folder."),
     storage: str = typer.Option("", "--storage", help="Study database URL (default: "
-                                "\\[hpo].storage, else hpo.db in --data-dir)."),
+                                "[hpo].storage, else hpo.db in --data-dir)."),
 ) -> None:
     """Trials by rung: budget, validation metric, tokens; and the best value so far over time."""
     import optuna

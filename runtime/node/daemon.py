@@ -21,6 +21,7 @@ Long work (downloads, training, evaluation) runs in a ``TaskRunner`` so the loop
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -31,7 +32,7 @@ from typing import Any
 from morphware.runtime.node.chain import ChainJob, Market, MarketError
 from morphware.runtime.node.keystore import NodeKey
 from morphware.runtime.node.peers import NodeHttp, PeerBook, PeerInfo
-from morphware.runtime.node.pricing import WorkerProfile
+from morphware.runtime.node.pricing import AMOUNT_FACTS, WorkerProfile, format_tokens
 from morphware.runtime.node.role import Role
 from morphware.runtime.node.store import Store
 from morphware.runtime.node.tasks import Stopped, TaskRunner
@@ -130,6 +131,7 @@ class Node:
         while not self.stop_event.is_set():
             try:
                 self.poll_once()
+                self.store.beat(os.getpid(), self.config.roles, self.config.poll_interval)
                 last_error = ""
             except Exception as e:  # the loop must survive any one bad step
                 if repr(e) != last_error:  # log a persistent failure once, not every poll
@@ -147,6 +149,7 @@ class Node:
         try:
             self.delivery.close()
         finally:
+            self.store.stop_beating()
             self.store.close()
 
     # -- one iteration ------------------------------------------------------------------------
@@ -181,9 +184,17 @@ class Node:
 
     def emit(self, kind: str, **data: Any) -> None:
         """A human-readable milestone: logged, and passed to the demo's sink."""
-        log.info("[%s] %.2f %s %s", self.name, time.time(), kind, data)
+        log.info("[%s] %s %s", self.name, kind, self._readable(data))
         if self._sink is not None:
             self._sink(kind, {"node": self.name, "address": self.key.address, **data})
+
+    def _readable(self, data: dict[str, Any]) -> str:
+        """Facts for a log line: token amounts with the symbol, not base units."""
+        sym = self.store.get_meta("token_symbol") or "MWT"
+        return ", ".join(
+            f"{k}={format_tokens(v, self.market.decimals, sym)}"
+            if k in AMOUNT_FACTS and isinstance(v, int) and not isinstance(v, bool) else f"{k}={v}"
+            for k, v in data.items())
 
     def act(self, what: str, job_id: int, fn: Callable[[], Any]) -> bool:
         """Send one transaction; a refusal is logged and reported as False (retry later)."""

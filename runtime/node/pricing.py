@@ -132,6 +132,17 @@ def from_base_units(amount: int, decimals: int = 18) -> float:
     return amount / 10**decimals
 
 
+AMOUNT_FACTS = ("price", "withdrawn", "ask", "max_price", "validator_fee", "stake", "credited")
+"""Facts the roles record in token base units (shown as tokens by logs, status, the API)."""
+
+
+def format_tokens(amount: int, decimals: int = 18, symbol: str = "MWT") -> str:
+    """Base units as a human amount with the token's symbol ("12.5 MWT"): at most 6 decimals,
+    no trailing zeros, so logs and ``status`` read the same as the job.toml's prices."""
+    text = f"{from_base_units(int(amount), decimals):.6f}".rstrip("0").rstrip(".")
+    return f"{text} {symbol}".strip()
+
+
 TRAIN_STATE_FACTOR = 4  # weights, gradients and two Adam moments, float32 each
 DATA_COPIES = 2         # the arrays as loaded, and their float32 tensors
 

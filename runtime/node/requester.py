@@ -158,7 +158,8 @@ class Requester(Role):
     def _post(self, sub: Submission) -> None:
         t = sub.facts["terms"]
         dec = self.market.decimals
-        self.store.update_submission(sub.local_id, state="posting")
+        if self.store.update_submission(sub.local_id, state="posting").state != "posting":
+            return  # cancelled by `morphware cancel` before we started posting
         job_id = self.market.post_job(
             manifest_hash=bytes.fromhex(sub.facts["manifest_hash"]), metric=t["metric"],
             threshold=int(round(t["threshold"] * self.market.metric_scale)),

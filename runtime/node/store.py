@@ -176,6 +176,22 @@ class Store:
             c.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
+    def beat(self, pid: int, roles: tuple[str, ...], poll_interval: float) -> None:
+        """The daemon serving this store is alive (written after every poll): ``morphware
+        submit`` refuses to queue work for a store nobody serves."""
+        self.set_meta("heartbeat", json.dumps({"pid": pid, "at": time.time(),
+                                               "roles": list(roles), "poll": poll_interval}))
+
+    def stop_beating(self) -> None:
+        """The daemon stopped cleanly: no one serves this store now."""
+        self.set_meta("heartbeat", "")
+
+    def heartbeat(self) -> dict[str, Any] | None:
+        """The last heartbeat (pid, at, roles, poll), or None if no daemon has run or the last
+        one stopped cleanly."""
+        raw = self.get_meta("heartbeat")
+        return json.loads(raw) if raw else None
+
     def last_block(self) -> int:
         """The last block whose events were fully processed (-1: none yet)."""
         return int(self.get_meta("last_block", "-1") or -1)
@@ -308,15 +324,17 @@ class Store:
 
     def update_submission(self, local_id: int, *, state: str | None = None,
                           job_id: int | None = None, **facts: Any) -> Submission:
+        """Merge facts, set state and job id. A cancelled submission keeps its state: the
+        daemon reads the returned state before posting, so a cancel always wins the race."""
         with self._tx() as c:
-            row = c.execute("SELECT facts FROM submissions WHERE local_id = ?",
+            row = c.execute("SELECT facts, state FROM submissions WHERE local_id = ?",
                             (local_id,)).fetchone()
             if row is None:
                 raise StoreError(f"no submission {local_id}")
             merged = {**json.loads(row[0]), **facts}
             c.execute("UPDATE submissions SET facts = ? WHERE local_id = ?",
                       (json.dumps(merged), local_id))
-            if state is not None:
+            if state is not None and row[1] != "cancelled":
                 c.execute("UPDATE submissions SET state = ? WHERE local_id = ?",
                           (state, local_id))
             if job_id is not None:
@@ -326,6 +344,15 @@ class Store:
         assert sub is not None
         return sub
 
+    def cancel_submission(self, local_id: int) -> bool:
+        """Withdraw a submission the daemon has not started posting (queued or prepared);
+        False if it is unknown, already posting/posted, failed or cancelled."""
+        with self._tx() as c:
+            cur = c.execute("UPDATE submissions SET state = 'cancelled' WHERE local_id = ? "
+                            "AND job_id IS NULL AND state IN ('queued', 'prepared')",
+                            (local_id,))
+            return cur.rowcount == 1
+
     def submission(self, local_id: int) -> Submission | None:
         rows = self._query("SELECT local_id, spec_path, state, job_id, facts, created "
                            "FROM submissions WHERE local_id = ?", (local_id,))
@@ -334,7 +361,7 @@ class Store:
     def submissions(self, pending_only: bool = False) -> list[Submission]:
         sql = ("SELECT local_id, spec_path, state, job_id, facts, created FROM submissions")
         if pending_only:
-            sql += " WHERE job_id IS NULL AND state != 'failed'"
+            sql += " WHERE job_id IS NULL AND state NOT IN ('failed', 'cancelled')"
         return [_submission(r) for r in self._query(sql + " ORDER BY local_id")]
 
     # -- mailbox: wrapped keys this node serves to named recipients ---------------------------

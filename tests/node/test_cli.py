@@ -36,6 +36,10 @@ def test_submit_validates_then_queues_for_the_daemon(tmp_path):
     r = runner.invoke(app, ["submit", str(bad), "--data-dir", str(tmp_path / "node")])
     assert r.exit_code == 1 and "max_price" in r.output
     r = runner.invoke(app, ["submit", str(EXAMPLE_JOB), "--data-dir", str(tmp_path / "node")])
+    assert r.exit_code == 1 and "no node state" in r.output  # never creates a store
+    assert not (tmp_path / "node").exists()
+    Store(tmp_path / "node" / "node.db").beat(1, ("requester",), 0.2)  # a daemon serves it
+    r = runner.invoke(app, ["submit", str(EXAMPLE_JOB), "--data-dir", str(tmp_path / "node")])
     assert r.exit_code == 0, r.output
     subs = Store(tmp_path / "node" / "node.db").submissions(pending_only=True)
     assert [s.spec_path for s in subs] == [str(EXAMPLE_JOB)] and subs[0].state == "queued"
@@ -49,7 +53,7 @@ def test_status_shows_phase_prices_metrics_and_live_loss(tmp_path):
     s.add_progress(4, 0, {"step": 0, "loss": 2.0})
     r = runner.invoke(app, ["status", "4", "--data-dir", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    assert "phase: done" in r.output and "accepted" in r.output and "price: 3.0" in r.output
+    assert "phase: done" in r.output and "accepted" in r.output and "price: 3 MWT" in r.output
     assert "loss curve: 1.000 0.500" in r.output and "live loss: 1 steps" in r.output
     r = runner.invoke(app, ["status", "4", "--data-dir", str(tmp_path), "--json"])
     st = json.loads(r.output)

@@ -10,6 +10,7 @@ const $ = (id) => document.getElementById(id);
 // Loss events of the selected job, fetched incrementally with ?after=<last step>.
 let loss = { jobId: null, events: [], lastStep: -1, finalCurve: null };
 let timer = null;
+let SYMBOL = "tokens";  // the token's symbol, from /api/node once known
 
 async function getJSON(path) {
   const r = await fetch(path, { cache: "no-store" });
@@ -79,6 +80,7 @@ function placeholder(table, span, text) {
 
 async function refreshNode() {
   const n = await getJSON("/api/node");
+  if (n.token_symbol) SYMBOL = n.token_symbol;
   const who = n.address ? short(n.address) : (n.name || n.data_dir);
   $("node-info").textContent =
     `node ${who} · roles ${n.roles.join(", ") || "none yet"} · block ${n.last_block}`;
@@ -117,7 +119,7 @@ async function refreshJob(id) {
   $("job-title").textContent = `Job #${j.job_id}${j.name ? ` — ${j.name}` : ""}`;
   phaseBadge($("job-phase"), j.phase);
   const b = j.bids;
-  $("job-price").textContent = b.clearing_price === null ? "–" : `${fmt(b.clearing_price)} tokens`;
+  $("job-price").textContent = b.clearing_price === null ? "–" : `${fmt(b.clearing_price)} ${SYMBOL}`;
   $("job-price-rule").textContent =
     b.rule + (b.max_price !== null && b.max_price !== undefined ? ` · max ${fmt(b.max_price)}` : "");
   $("job-winner").textContent = short(b.winner);
@@ -136,7 +138,7 @@ async function refreshJob(id) {
   });
   if (!b.bids.length) placeholder($("bids-table"), 3, "no bids seen (the requester sees them all)");
   $("own-bid").textContent = b.own_bid
-    ? `our bid: ${fmt(b.own_bid.ask)} tokens (${b.own_bid.revealed ? "revealed" : b.own_bid.committed ? "sealed" : "not sent"})`
+    ? `our bid: ${fmt(b.own_bid.ask)} ${SYMBOL} (${b.own_bid.revealed ? "revealed" : b.own_bid.committed ? "sealed" : "not sent"})`
     : "";
   renderMetrics(j.metrics);
   renderPayments(j.payments);
@@ -166,14 +168,14 @@ function renderMetrics(m) {
 function renderPayments(p) {
   const rows = [];
   for (const [role, r] of Object.entries(p.roles)) {
-    rows.push([`${role}: withdrawn`, r.withdrawn === null ? "–" : `${fmt(r.withdrawn)} tokens`]);
+    rows.push([`${role}: withdrawn`, r.withdrawn === null ? "–" : `${fmt(r.withdrawn)} ${SYMBOL}`]);
   }
   const s = p.settlement;
   if (s) {
-    rows.push(["worker paid", `${fmt(s.worker_paid)} tokens`]);
-    rows.push([`validator fees (${s.validators_paid} × ${fmt(s.validator_fee)})`, `${fmt(s.validator_fees)} tokens`]);
-    rows.push(["requester cost", `${fmt(s.requester_cost)} tokens`]);
-    rows.push(["refunded of escrow", `${fmt(s.refunded)} of ${fmt(s.escrowed)} tokens`]);
+    rows.push(["worker paid", `${fmt(s.worker_paid)} ${SYMBOL}`]);
+    rows.push([`validator fees (${s.validators_paid} × ${fmt(s.validator_fee)})`, `${fmt(s.validator_fees)} ${SYMBOL}`]);
+    rows.push(["requester cost", `${fmt(s.requester_cost)} ${SYMBOL}`]);
+    rows.push(["refunded of escrow", `${fmt(s.refunded)} of ${fmt(s.escrowed)} ${SYMBOL}`]);
   }
   fillBody($("payments-table"), rows, (tr, [k, v]) => { cell(tr, k); cell(tr, v, "num"); });
 }
