@@ -88,6 +88,11 @@ def train(
                 if ev.kind == "step":
                     progress.update(task, total=ev.total_steps * spec.training.epochs,
                                     advance=1, info=f"epoch {ev.epoch} loss {ev.loss:.4f}")
+                elif ev.kind == "resumed":
+                    progress.console.print(f"resuming from the checkpoint after epoch "
+                                           f"{ev.epoch}/{spec.training.epochs}")
+                elif ev.kind == "discarded":
+                    progress.console.print(f"starting over: {escape(ev.note)}")
                 else:
                     shown = " ".join(f"{k} {v:.4f}" for k, v in ev.metrics.items())
                     progress.console.print(f"epoch {ev.epoch}/{spec.training.epochs}: {shown}")

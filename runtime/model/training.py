@@ -46,7 +46,9 @@ class TrainingError(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainEvent:
-    """One progress report: ``kind`` is "step" (loss of one batch) or "epoch" (metrics)."""
+    """One progress report: ``kind`` is "step" (loss of one batch), "epoch" (metrics),
+    "resumed" (from a checkpoint: ``epoch`` epochs and ``step`` steps already done) or
+    "discarded" (an unusable checkpoint was deleted, training starts over: ``note`` says why)."""
 
     kind: str
     epoch: int
@@ -54,6 +56,7 @@ class TrainEvent:
     loss: float
     metrics: dict[str, float] = field(default_factory=dict)
     total_steps: int = 0
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,10 @@ def _save_checkpoint(path: Path, module: OnnxModule, opt: torch.optim.Optimizer,
              "recipe": recipe.to_dict()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())  # on disk before it replaces the last good one
     os.replace(tmp, path)  # atomic: a crash never leaves half a checkpoint
 
 
@@ -157,6 +163,9 @@ def _load_checkpoint(path: Path, recipe: TrainingRecipe, arithmetic: str) -> dic
         raise TrainingError(f"{path}: unreadable checkpoint ({e})") from e
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
         raise TrainingError(f"{path}: not a version-{CHECKPOINT_VERSION} training checkpoint")
+    if not {"epoch", "model", "optimizer", "rng", "torch_rng", "loss_curve", "step_losses",
+            "recipe"} <= set(state):
+        raise TrainingError(f"{path}: checkpoint lacks part of the training state")
     if state["recipe"] != recipe.to_dict():
         raise TrainingError(f"{path}: checkpoint was written for a different recipe "
                             f"{state['recipe']}; refusing to resume (delete it to start over)")
@@ -165,6 +174,21 @@ def _load_checkpoint(path: Path, recipe: TrainingRecipe, arithmetic: str) -> dic
                             f" GEMMs, this run uses {arithmetic}; refusing to resume (delete it "
                             "to start over)")
     return state
+
+
+def _restore(state: dict[str, Any], module: OnnxModule, opt: torch.optim.Optimizer,
+             gen: torch.Generator) -> tuple[int, list[float], list[float]]:
+    """Load a checkpoint's state into the module, optimizer and RNGs; (epoch, curve, steps)."""
+    import torch
+
+    try:
+        module.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        raise TrainingError(f"checkpoint does not fit this model: {str(e)[:200]}") from e
+    return int(state["epoch"]), list(state["loss_curve"]), list(state["step_losses"])
 
 
 def _batch_metrics(logits: torch.Tensor, y: torch.Tensor, loss: str) -> tuple[int, int]:
@@ -219,14 +243,16 @@ class _Loop:
 def train_onnx(onnx_path: str | Path | onnx.ModelProto, train_npz: str | Path, recipe: TrainingRecipe,
                out_onnx: str | Path, on_event: EventCallback | None = None,
                backend: str = "auto", checkpoint: str | Path | None = None,
-               bits: int | None = None) -> TrainResult:
+               bits: int | None = None, discard_bad_checkpoint: bool = False) -> TrainResult:
     """Train the ONNX model on ``train_npz`` (arrays x, y) following ``recipe``; write the trained
     model to ``out_onnx``, its per-epoch loss curve in the metadata (``LOSS_CURVE_KEY``), so the
     curve travels with the model. ``onnx_path`` may be a model already loaded through
     ``safe_io.load_onnx``. With ``checkpoint``, state is saved there after every epoch and, if
-    the file exists, training resumes from it (same recipe required). On an array backend
-    (golden, rtl, fpga) every GEMM of the step runs on the array with ``bits``-bit operands
-    (``morphware.runtime.model.array_training``)."""
+    the file exists, training resumes from it (same recipe required; a "resumed" event says
+    from where). An unusable checkpoint (damaged, another recipe) raises ``TrainingError``, or
+    with ``discard_bad_checkpoint`` is deleted and training starts over (a "discarded" event).
+    On an array backend (golden, rtl, fpga) every GEMM of the step runs on the array with
+    ``bits``-bit operands (``morphware.runtime.model.array_training``)."""
     import onnx
     import torch
     from morphware.runtime.model.onnx_torch import export_onnx
@@ -245,12 +271,23 @@ def train_onnx(onnx_path: str | Path | onnx.ModelProto, train_npz: str | Path, r
     start, curve, steps = 0, [], []
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and ckpt.exists():
-        state = _load_checkpoint(ckpt, recipe, _arithmetic(module))
-        module.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
-        start, curve, steps = state["epoch"], list(state["loss_curve"]), list(state["step_losses"])
+        try:
+            start, curve, steps = _restore(_load_checkpoint(ckpt, recipe, _arithmetic(module)),
+                                           module, opt, gen)
+        except TrainingError as e:
+            if not discard_bad_checkpoint:
+                raise
+            ckpt.unlink(missing_ok=True)
+            torch.manual_seed(recipe.seed)  # from scratch: exactly as a first run
+            module = b.training_module(model, bits)
+            opt = make_optimizer(recipe, module.parameters())
+            gen = torch.Generator().manual_seed(recipe.seed)
+            if on_event:
+                on_event(TrainEvent("discarded", 0, 0, float("nan"), note=str(e)))
+        else:
+            if on_event:
+                on_event(TrainEvent("resumed", start, len(steps),
+                                    curve[-1] if curve else float("nan")))
     x, y = torch.from_numpy(xs), torch.from_numpy(ys)
     loop = _Loop(module, opt, _loss_fn(recipe.loss), recipe, device, on_event)
     _check_output(module, x[:2].to(device), y[:2].to(device), float(ys.max()), loop.loss_fn,

@@ -53,10 +53,16 @@ class Trained:
 
 
 def train(model: Path, train_npz: Path, recipe_toml: Path, out: Path,
-          on_step: Callable[[int, int, float], None], backend: str = "auto") -> Trained:
+          on_step: Callable[[int, int, float], None], backend: str = "auto",
+          checkpoint: Path | None = None,
+          on_resume: Callable[[int, int, int, str], None] | None = None) -> Trained:
     """Train on this node's best training backend; ``on_step(epoch, step, loss)`` per batch.
     The model and data are loaded through ``safe_io`` (standard-domain ONNX, pickle-free .npz);
-    the per-epoch loss curve travels inside the output ONNX's metadata."""
+    the per-epoch loss curve travels inside the output ONNX's metadata.
+
+    With ``checkpoint``, state is saved there after every epoch and a restarted run resumes
+    from it: ``on_resume(epochs_done, epochs, steps_done, "")``; an unusable checkpoint is
+    deleted and training starts over: ``on_resume(0, epochs, 0, why)``."""
     from morphware.runtime.job.packaging import read_recipe
     from morphware.runtime.model.safe_io import load_onnx
     from morphware.runtime.model.training import train_onnx
@@ -66,9 +72,12 @@ def train(model: Path, train_npz: Path, recipe_toml: Path, out: Path,
     def cb(ev: Any) -> None:
         if ev.kind == "step":
             on_step(ev.epoch, ev.step, float(ev.loss))
+        elif on_resume is not None and ev.kind in ("resumed", "discarded"):
+            on_resume(ev.epoch, recipe.epochs, ev.step, ev.note)
 
     with TORCH_EXPORT_LOCK:  # the export at the end of training; see TORCH_EXPORT_LOCK
-        res = train_onnx(load_onnx(model), train_npz, recipe, out, on_event=cb, backend=backend)
+        res = train_onnx(load_onnx(model), train_npz, recipe, out, on_event=cb, backend=backend,
+                         checkpoint=checkpoint, discard_bad_checkpoint=True)
     return Trained(model=Path(res.onnx_path), loss_curve=list(res.loss_curve),
                    backend=res.backend, seconds=res.seconds, metrics=dict(res.metrics))
 

@@ -39,6 +39,7 @@ from morphware.runtime.node.tasks import Stopped
 log = logging.getLogger("morphware.node.worker")
 
 PROGRESS_FLUSH_S = 0.25
+CHECKPOINT_NAME = "checkpoint.pt"  # in work/<job>/: survives a crash; a restart resumes from it
 
 
 class Worker(Role):
@@ -232,8 +233,22 @@ class Worker(Role):
                 if time.monotonic() - flushed[0] >= PROGRESS_FLUSH_S:
                     flush()
 
+        def on_resume(epoch: int, epochs: int, steps: int, why: str) -> None:
+            # The live loss curve carries on from the checkpoint's step, not from 0.
+            with self._progress_lock:
+                flushed[1] = steps
+            if why:
+                self.node.emit("worker.checkpoint_discarded", job=job_id, reason=why,
+                               note="training starts over from epoch 0")
+            else:
+                self.store.upsert_job(job_id, self.name, resumed_epoch=epoch,
+                                      resumed_steps=steps)
+                self.node.emit("worker.resumed", job=job_id, epoch=f"{epoch}/{epochs}",
+                               steps_done=steps, note="training resumes from its checkpoint")
+
         trained = train(paths["model"], paths["train"], paths["recipe"], work / "trained.onnx",
-                        on_step, backend=self.node.config.train_backend)
+                        on_step, backend=self.node.config.train_backend,
+                        checkpoint=work / CHECKPOINT_NAME, on_resume=on_resume)
         with self._progress_lock:
             flush()
         pub = self.node.publish(trained.model)

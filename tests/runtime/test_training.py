@@ -70,10 +70,31 @@ def test_checkpoint_resume_equals_uninterrupted(digits_onnx: Path, digits_data, 
     state = torch.load(ckpt, weights_only=True)
     state["recipe"] = SMALL.to_dict()
     torch.save(state, ckpt)
+    events = []
     resumed = train_onnx(digits_onnx, train, SMALL, tmp_path / "res.onnx", backend="cpu",
-                         checkpoint=ckpt)
+                         checkpoint=ckpt, on_event=events.append)
     assert resumed.step_losses == full.step_losses
     assert resumed.loss_curve == full.loss_curve
+    # the run says where it resumed, and retrains only the epochs after the checkpoint
+    assert events[0].kind == "resumed" and events[0].epoch == 1
+    assert events[0].step == len(full.step_losses) // 2
+    assert len([e for e in events if e.kind == "step"]) == len(full.step_losses) // 2
+
+
+def test_corrupt_checkpoint_is_discarded_and_training_starts_over(  # type: ignore[no-untyped-def]
+        digits_onnx: Path, digits_data, tmp_path: Path) -> None:
+    train = _subset(digits_data[0], tmp_path / "sub.npz")
+    fresh = train_onnx(digits_onnx, train, SMALL, tmp_path / "fresh.onnx", backend="cpu")
+    ckpt = tmp_path / "run.ckpt"
+    ckpt.write_bytes(b"PK\x03\x04 half a checkpoint, cut by a crash")
+    with pytest.raises(TrainingError, match="unreadable checkpoint"):
+        train_onnx(digits_onnx, train, SMALL, tmp_path / "x.onnx", backend="cpu", checkpoint=ckpt)
+    events = []
+    again = train_onnx(digits_onnx, train, SMALL, tmp_path / "again.onnx", backend="cpu",
+                       checkpoint=ckpt, discard_bad_checkpoint=True, on_event=events.append)
+    assert events[0].kind == "discarded" and "unreadable checkpoint" in events[0].note
+    assert again.step_losses == fresh.step_losses  # exactly a first run
+    assert ckpt.is_file()  # and the new run checkpointed again
 
 
 def test_nan_loss_is_a_clear_error(digits_onnx: Path, tmp_path: Path) -> None:
