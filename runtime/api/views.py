@@ -68,6 +68,8 @@ def node_info(store: Store) -> dict[str, Any]:
         "schema_version": int(store.get_meta("schema_version") or 0),
         "last_block": store.last_block(),
         "token_symbol": store.get_meta("token_symbol") or DEFAULT_SYMBOL,
+        "withdrawn": units_of(store).tokens(sum(w["amount"] for w in store.withdrawals())),
+        "withdrawals": len(store.withdrawals()),
         "roles": sorted({j.role for j in jobs}, key=_role_order),
         "jobs": len({j.job_id for j in jobs}),
         "submissions": len(store.submissions()),
@@ -257,13 +259,16 @@ def metrics_view(store: Store, job_id: int) -> dict[str, Any]:
 
 
 def payments_view(store: Store, job_id: int) -> dict[str, Any]:
-    """What this node withdrew per role, and (as requester, once settled) the settlement: the
-    worker is paid the clearing price only if the model was accepted; each validator that
-    revealed its metric is paid the validator fee; the rest of the escrow is refunded."""
+    """What this job meant to this node per role once settled (a worker or validator: what it
+    "earned"; the requester: what it "spent"), and (as requester) the settlement: the worker is
+    paid the clearing price only if the model was accepted; each validator that revealed its
+    metric is paid the validator fee; the rest of the escrow is refunded. Withdrawals are per
+    account, not per job (one can carry several jobs' credits): see ``node_info``."""
     rows = job_rows(store, job_id)
     u = units_of(store)
     own = {r: {"phase": row.phase, "outcome": row.facts.get("outcome"),
-               "withdrawn": u.tokens(row.facts.get("withdrawn"))}
+               **({"spent": u.tokens(row.facts.get("spent"))} if r == "requester" else
+                  {"earned": u.tokens(row.facts.get("earned"))})}
            for r, row in rows.items()}
     return {"job_id": job_id, "roles": own, "settlement": _settlement(store, rows, u)}
 

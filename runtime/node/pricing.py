@@ -132,7 +132,8 @@ def from_base_units(amount: int, decimals: int = 18) -> float:
     return amount / 10**decimals
 
 
-AMOUNT_FACTS = ("price", "withdrawn", "ask", "max_price", "validator_fee", "stake", "credited")
+AMOUNT_FACTS = ("price", "withdrawn", "ask", "max_price", "validator_fee", "stake", "earned",
+                "spent", "amount")
 """Facts the roles record in token base units (shown as tokens by logs, status, the API)."""
 
 

@@ -264,8 +264,10 @@ class Requester(Role):
             if self.node.act("slash_validator", job_id,
                              lambda v=v: self.market.slash_validator(job_id, v)):
                 self.node.emit("requester.validator_slashed", job=job_id, validator=v)
-        amount = self.market.withdraw()
-        self.set_phase(job_id, "done", outcome=cj.outcome, withdrawn=amount, price=cj.price)
+        self.collect(job_id)
+        # spent: the worker's price if the model passed, plus a fee per revealed metric
+        spent = (cj.price if cj.passed else 0) + cj.validator_fee * len(cj.metrics)
+        self.set_phase(job_id, "done", outcome=cj.outcome, price=cj.price, spent=spent)
 
     def _download(self, job_id: int, cj: ChainJob) -> Path:
         """Fetch the trained model, with the key the worker left in its mailbox for us."""

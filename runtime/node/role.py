@@ -57,6 +57,16 @@ class Role(ABC):
             self.node.emit(f"{self.name}.{phase}", job=job_id, **_public(facts))
         return row
 
+    def collect(self, job_id: int) -> int:
+        """Withdraw everything the contract owes this account (withdrawals are per account,
+        not per job: one may carry the credits of several jobs that settled together), and
+        book it in the node's withdrawal ledger. A job's own share is recorded as a fact of
+        that job ("earned", "spent") from its settlement, never from a withdrawal."""
+        amount = self.market.withdraw()
+        if amount > 0:
+            self.store.add_withdrawal(amount, self.name, job_id)
+        return amount
+
     def task_result(self, job_id: int, name: str) -> tuple[bool, Any, BaseException | None]:
         """(done, result, error) of a background task (not started: (False, None, None))."""
         fut = self.node.tasks.get(job_id, name)

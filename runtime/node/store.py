@@ -78,6 +78,13 @@ CREATE TABLE IF NOT EXISTS mailbox (
     blob      TEXT NOT NULL,
     PRIMARY KEY (job_id, recipient, name)
 );
+CREATE TABLE IF NOT EXISTS withdrawals (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      REAL NOT NULL,
+    amount  TEXT NOT NULL,
+    role    TEXT NOT NULL,
+    job_id  INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS progress (
     job_id  INTEGER NOT NULL,
     step    INTEGER NOT NULL,
@@ -375,6 +382,20 @@ class Store:
         rows = self._query("SELECT name, blob FROM mailbox WHERE job_id = ? AND recipient = ?",
                            (job_id, recipient.lower()))
         return {n: bytes.fromhex(b) for n, b in rows}
+
+    # -- withdrawals: the account's payouts, in the order they happened -----------------------
+
+    def add_withdrawal(self, amount: int, role: str, job_id: int) -> None:
+        """One withdrawal of ``amount`` base units, made while ``role`` finished ``job_id``
+        (it may carry credits of other jobs too)."""
+        with self._tx() as c:
+            c.execute("INSERT INTO withdrawals(at, amount, role, job_id) VALUES (?, ?, ?, ?)",
+                      (time.time(), str(int(amount)), role, job_id))
+
+    def withdrawals(self) -> list[dict[str, Any]]:
+        rows = self._query("SELECT at, amount, role, job_id FROM withdrawals ORDER BY seq")
+        return [{"at": float(a), "amount": int(m), "role": r, "job_id": int(j)}
+                for a, m, r, j in rows]
 
     # -- training progress (loss curve) -------------------------------------------------------
 

@@ -144,5 +144,7 @@ class Validator(Role):
             self._finish(job, cj)
 
     def _finish(self, job: JobRow, cj: ChainJob) -> None:
-        amount = self.market.withdraw()
-        self.set_phase(job.job_id, "done", outcome=cj.outcome, withdrawn=amount)
+        self.collect(job.job_id)
+        # earned: the validator fee, paid for a revealed metric
+        self.set_phase(job.job_id, "done", outcome=cj.outcome,
+                       earned=cj.validator_fee if job.phase == "revealed" else 0)

@@ -278,6 +278,9 @@ class Worker(Role):
         if cj.status not in (Status.CLOSED, Status.AWAITING_KEY, Status.WORKING, Status.COMMIT,
                              Status.REVEAL):
             return
-        amount = self.market.withdraw()
+        self.collect(job.job_id)
         outcome = cj.outcome if job.phase != "lost" else "lost"
-        self.set_phase(job.job_id, "done", outcome=outcome, withdrawn=amount)
+        won = bool(cj.winner) and cj.winner.lower() == self.node.key.address.lower()
+        # earned: the clearing price, if our model was accepted (returned stakes are not income)
+        self.set_phase(job.job_id, "done", outcome=outcome,
+                       earned=cj.price if won and cj.passed else 0)

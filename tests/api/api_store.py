@@ -66,7 +66,7 @@ def settle(store: Store, job_id: int = REQ_JOB) -> None:
     store.upsert_job(job_id, "requester", "closed", outcome="accepted", median=912_345,
                      metrics=METRICS_FIXED)
     store.upsert_job(job_id, "requester", "done", outcome="accepted",
-                     withdrawn=to_base_units(0.75), price=to_base_units(ASKS[WORKERS[1]]),
+                     spent=to_base_units(0.75), price=to_base_units(ASKS[WORKERS[1]]),
                      loss_curve=[1.9, 0.9, 0.5, 0.3], model_path="/tmp/results/7/model.onnx")
 
 

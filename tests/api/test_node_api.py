@@ -76,7 +76,7 @@ def test_job_detail_timeline_in_phase_order_and_no_secrets(client: TestClient) -
     assert all(t["seconds"] is not None and t["seconds"] >= 0 for t in d["timeline"][:-1])
     assert d["timeline"][-1]["seconds"] is None
     facts = d["facts"]["requester"]
-    assert facts["withdrawn"] == pytest.approx(0.75)
+    assert facts["spent"] == pytest.approx(0.75)
     assert facts["metrics"] == pytest.approx([0.912345, 0.905, 0.921])
     assert "loss_curve" not in facts
     worker = client.get(f"/api/jobs/{WORKER_JOB}").json()
@@ -161,7 +161,7 @@ def test_validator_sees_its_own_metric(tmp_path: Path) -> None:
 
 def test_payments_settlement_accepted(client: TestClient) -> None:
     p = client.get(f"/api/jobs/{REQ_JOB}/payments").json()
-    assert p["roles"]["requester"]["withdrawn"] == pytest.approx(0.75)
+    assert p["roles"]["requester"]["spent"] == pytest.approx(0.75)
     s = p["settlement"]
     assert s["worker"] == WORKERS[0] and s["worker_paid"] == pytest.approx(1.1)
     assert s["validators_paid"] == 3 and s["validator_fees"] == pytest.approx(0.75)

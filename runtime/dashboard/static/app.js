@@ -168,7 +168,8 @@ function renderMetrics(m) {
 function renderPayments(p) {
   const rows = [];
   for (const [role, r] of Object.entries(p.roles)) {
-    rows.push([`${role}: withdrawn`, r.withdrawn === null ? "–" : `${fmt(r.withdrawn)} ${SYMBOL}`]);
+    const [what, v] = role === "requester" ? ["spent", r.spent] : ["earned", r.earned];
+    rows.push([`${role}: ${what}`, v === null || v === undefined ? "–" : `${fmt(v)} ${SYMBOL}`]);
   }
   const s = p.settlement;
   if (s) {
