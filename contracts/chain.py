@@ -64,8 +64,10 @@ class PortInUseError(OSError):
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    """True if ``host:port`` cannot be bound (someone listens there)."""
+    """True if someone listens on ``host:port``. SO_REUSEADDR: connections of a process that
+    just stopped (TIME_WAIT) do not count, only a live listener does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

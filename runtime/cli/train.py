@@ -56,7 +56,8 @@ def model_to_onnx(spec: JobSpec, out: Path) -> Path:
     net = build_model(spec.model.source, spec.model.hparams, seed=spec.training.seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        return export_onnx(net, spec.model.input_shape, out / "model.onnx")
+        return export_onnx(net, spec.model.input_shape, out / "model.onnx",
+                           source=spec.model.source)
 
 
 def train(

@@ -104,11 +104,23 @@ def _load_module(path: Path) -> types.ModuleType:
     except PackagingError:
         raise
     except Exception as e:
-        raise PackagingError(f"{path.name} failed while loading: {type(e).__name__}: {e}"
+        raise PackagingError(f"{path.name} failed while loading: {user_code_error(e, path)}"
                              ) from e
     finally:
         with contextlib.suppress(ValueError):  # the user's code may have edited sys.path
             sys.path.remove(str(path.parent))
+
+
+def user_code_error(exc: BaseException, source: Path) -> str:
+    """``Type: message (at model.py line N, in fn)``: the error the user's own code raised,
+    located at the deepest line of *their* file, so they need no traceback to find it."""
+    import traceback
+
+    where = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if Path(frame.filename).resolve() == Path(source).resolve():
+            where = f" (at {Path(source).name} line {frame.lineno}, in {frame.name})"
+    return f"{type(exc).__name__}: {exc}{where}"
 
 
 def build_model(source: Path, hparams: Mapping[str, Any], seed: int | None = None) -> Any:
@@ -125,17 +137,20 @@ def build_model(source: Path, hparams: Mapping[str, Any], seed: int | None = Non
                              f"torch.nn.Module")
     try:
         model = fn(**dict(hparams))
-    except TypeError as e:
-        raise PackagingError(f"build_model(**{dict(hparams)!r}) in {source.name}: {e}") from e
+    except Exception as e:  # the user's code: any failure is theirs to fix, named precisely
+        raise PackagingError(f"build_model(**{dict(hparams)!r}) in {source.name} failed: "
+                             f"{user_code_error(e, source)}") from e
     if not isinstance(model, torch.nn.Module):
         raise PackagingError(f"build_model in {source.name} returned {type(model).__name__}, "
                              f"not a torch.nn.Module")
     return model
 
 
-def export_onnx(model: Any, input_shape: tuple[int, ...], out: Path) -> Path:
+def export_onnx(model: Any, input_shape: tuple[int, ...], out: Path,
+                source: Path | None = None) -> Path:
     """Export in eval mode with a dynamic batch axis (legacy exporter: stable, onnx2torch-
-    friendly). Constant folding is off so BatchNorm stays a separate, trainable node."""
+    friendly). Constant folding is off so BatchNorm stays a separate, trainable node.
+    ``source``: the user's model file, to point at the failing line if the forward pass fails."""
     import torch
 
     model = model.eval()
@@ -144,8 +159,9 @@ def export_onnx(model: Any, input_shape: tuple[int, ...], out: Path) -> Path:
         with torch.no_grad():
             model(dummy)
     except Exception as e:
+        src = source if source is not None else Path("model.py")
         raise PackagingError(f"the model does not accept input of shape (batch, "
-                             f"{', '.join(map(str, input_shape))}): {type(e).__name__}: {e}"
+                             f"{', '.join(map(str, input_shape))}): {user_code_error(e, src)}"
                              ) from e
     torch.onnx.export(model, (dummy,), str(out), dynamo=False, opset_version=OPSET,
                       input_names=["input"], output_names=["output"],
@@ -364,7 +380,7 @@ def _model_file(spec: JobSpec, out: Path) -> Path:
         return out
     assert spec.model.input_shape is not None  # jobspec requires it for .py/.ipynb
     model = build_model(spec.model.source, spec.model.hparams, seed=spec.training.seed)
-    return export_onnx(model, spec.model.input_shape, out)
+    return export_onnx(model, spec.model.input_shape, out, source=spec.model.source)
 
 
 def package_job(spec: JobSpec, out_dir: Path | str) -> JobPackage:
