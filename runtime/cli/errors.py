@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import sys
 import traceback
+from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -84,21 +84,18 @@ def report(exc: BaseException, debug: bool) -> None:
         traceback.print_exception(exc, file=sys.stderr)
     msg = err.paragraph() if err is not None else f"{type(exc).__name__}: {exc}"
     hint = "" if debug else f" {DEBUG_HINT}"
-    click.echo(f"error: {msg}{hint}", err=True)
+    typer.echo(f"error: {msg}{hint}", err=True)
 
 
 class MorphwareGroup(TyperGroup):
     """The root command group: every command's operator errors become ``report``'s paragraph
-    and exit status 1 (unknown errors keep their traceback: they are bugs to report)."""
+    and exit status 1. Anything else (typer's own exits and usage errors, and unknown errors,
+    which are bugs to report) passes through unchanged."""
 
-    def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's signature
+    def invoke(self, ctx: Any) -> Any:
         debug = bool(ctx.params.get("debug"))
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, typer.Exit):
-            raise
-        except KeyboardInterrupt:
-            raise
         except Exception as e:  # noqa: BLE001 - sorted by explain(): known or a bug
             if explain(e) is None:
                 raise
