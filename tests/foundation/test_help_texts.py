@@ -37,6 +37,7 @@ def test_every_help_keeps_its_brackets_and_shows_its_defaults():
         r = runner.invoke(app, [*path, "--help"])
         assert r.exit_code == 0, (path, r.output)
         shown = _flat(r.output)
+        assert "\\[" not in r.output, (path, r.output)  # no markup escapes left showing
         texts = [cmd.help or ""] + [getattr(p, "help", None) or "" for p in cmd.params]
         for text in texts:
             for bracketed in re.findall(r"\[[^\]]*\]", text):
