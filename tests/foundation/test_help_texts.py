@@ -26,7 +26,7 @@ def _flat(text: str) -> str:
 
 def _shows_default(p) -> bool:  # noqa: ANN001 - typer's click Parameter
     return (getattr(p, "param_type_name", "") == "option" and not p.hidden and p.show_default is not False
-            and p.default is not None and not p.is_flag and not p.required)
+            and p.default not in (None, "") and not p.is_flag and not p.required)
 
 
 def test_every_help_keeps_its_brackets_and_shows_its_defaults():
