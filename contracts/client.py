@@ -19,6 +19,10 @@ from eth_utils import event_abi_to_log_topic, keccak, to_checksum_address
 from .deploy import Deployment
 from .tx import ContractError, lock_for, revert_reason, send
 
+LOG_RANGE = 2000
+"""Most blocks one ``eth_getLogs`` asks for: within what public RPC providers allow. Longer
+spans are read in chunks of this size."""
+
 METRIC_SCALE = 10**6
 """Fixed-point scale of metrics and thresholds: 1.0 is 1_000_000."""
 
@@ -220,6 +224,7 @@ class MarketClient:
         self.market = w3.eth.contract(address=deployment.market, abi=deployment.market_abi)
         self.token = w3.eth.contract(address=deployment.token, abi=deployment.token_abi)
         self.last_receipt: Receipt | None = None
+        self.log_range = LOG_RANGE
         self._topics = {
             event_abi_to_log_topic(e): e for e in deployment.market_abi if e["type"] == "event"
         }
@@ -307,9 +312,12 @@ class MarketClient:
         """Publish the data key wrapped for the winner (finalizes the auction first if due)."""
         return self._market("release_key", job, wrapped_key)
 
-    def release_test_keys(self, job: int, wrapped: dict[str, bytes]) -> Receipt:
-        """Publish the test-set key wrapped for every drawn validator ({address: wrapped key})."""
-        drawn = self.validators_of(job)
+    def release_test_keys(self, job: int, wrapped: dict[str, bytes],
+                          drawn: list[str] | None = None) -> Receipt:
+        """Publish the test-set key wrapped for every drawn validator ({address: wrapped key}),
+        in draw order. A node passes ``drawn`` from its event index; without it the draw is
+        looked up in the event history (``validators_of``)."""
+        drawn = self.validators_of(job) if drawn is None else list(drawn)
         missing = [v for v in drawn if v not in wrapped]
         if missing or len(wrapped) != len(drawn):
             raise ValueError(f"need a wrapped key for exactly the drawn validators {drawn}; "
@@ -426,6 +434,10 @@ class MarketClient:
     def validator_slot(self, job: int, validator: str) -> bytes:
         return bytes(self._view("validator_slot", job, to_checksum_address(validator)))
 
+    # The three lookups below read the whole event history (in LOG_RANGE chunks): fine for tools
+    # and tests, too slow for a node's loop, which answers them from its own index
+    # (runtime/node/index.py) fed once by its event poller.
+
     def validators_of(self, job: int) -> list[str]:
         """The validators drawn for ``job`` (empty before the result is in)."""
         for e in self.events(name="ValidatorsDrawn", job=job):
@@ -461,17 +473,29 @@ class MarketClient:
     ) -> list[MarketEvent]:
         """Market events in block order, optionally only one event name and/or one job.
 
-        Poll with ``from_block = last_seen_block + 1``; starts at the deployment block by default."""
-        start = self.deployment.block if from_block is None else from_block
-        flt: dict[str, Any] = {"address": self.deployment.market, "fromBlock": start, "toBlock": to_block}
+        Poll with ``from_block = last_seen_block + 1``; starts at the deployment block by default.
+        The span is read in queries of at most ``log_range`` blocks each, so a long history costs
+        several bounded queries, never one a provider would refuse."""
+        start = self.deployment.block if from_block is None else int(from_block)
+        end = self.block_number() if to_block == "latest" else int(to_block)
+        topics: list[Any] = []
         if name is not None:
             topic = next((t for t, e in self._topics.items() if e["name"] == name), None)
             if topic is None:
                 raise ValueError(f"the market has no event named {name!r}")
-            flt["topics"] = ["0x" + topic.hex()]
-        with lock_for(self.w3):
-            logs = self.w3.eth.get_logs(flt)
-        out = [e for e in (self._decode(log) for log in logs) if e is not None]
+            topics.append("0x" + topic.hex())
+        if job is not None:  # every market event with a job has it as its first indexed field
+            topics = [topics[0] if topics else None, "0x" + int(job).to_bytes(32, "big").hex()]
+        out: list[MarketEvent] = []
+        step = max(1, int(self.log_range))
+        for lo in range(start, end + 1, step):
+            flt: dict[str, Any] = {"address": self.deployment.market, "fromBlock": lo,
+                                   "toBlock": min(end, lo + step - 1)}
+            if topics:
+                flt["topics"] = topics
+            with lock_for(self.w3):
+                logs = self.w3.eth.get_logs(flt)
+            out.extend(e for e in (self._decode(log) for log in logs) if e is not None)
         if job is not None:
             out = [e for e in out if e.job == job]
         return out

@@ -16,6 +16,7 @@ _LOCKS_GUARD = threading.Lock()
 
 GAS_HEADROOM = 1.25
 RECEIPT_TIMEOUT_S = 120.0
+RECEIPT_POLL_S = 0.25
 EMBEDDED_GAS = 5_000_000
 
 
@@ -60,11 +61,46 @@ def _gas_limit(w3: Any, call: Any, params: dict[str, Any]) -> int:
     return int(call.estimate_gas(params, block_identifier="pending") * GAS_HEADROOM) + 10_000
 
 
+class _Nonces:
+    """The next nonce of each local account on one chain, kept here so that an account can have
+    several transactions in flight (one per nonce) instead of one per block. Re-read from the
+    chain whenever a send fails, so a refused transaction never leaves a gap."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+
+    def take(self, w3: Any, address: str) -> int:
+        if address not in self._next:
+            self._next[address] = int(w3.eth.get_transaction_count(address, "pending"))
+        nonce = self._next[address]
+        self._next[address] = nonce + 1
+        return nonce
+
+    def forget(self, address: str) -> None:
+        self._next.pop(address, None)
+
+
+_NONCES: weakref.WeakKeyDictionary[Any, _Nonces] = weakref.WeakKeyDictionary()
+
+
+def _nonces(w3: Any) -> _Nonces:
+    with _LOCKS_GUARD:
+        n = _NONCES.get(w3)
+        if n is None:
+            n = _NONCES[w3] = _Nonces()
+        return n
+
+
 def send(w3: Any, account: LocalAccount, call: Any, label: str, value: int = 0) -> Any:
     """Estimate, sign, send and wait for ``call`` (a ContractFunction or ContractConstructor).
 
-    Returns the receipt. A revert (at estimation or on chain) raises ContractError."""
+    Returns the receipt. A revert (at estimation or on chain) raises ContractError. The chain
+    lock is held only to estimate, take a nonce and send: on a JSON-RPC chain the wait for the
+    receipt runs outside it, so other threads of this process (another job's step) can send
+    their transactions into the same block."""
     from web3.exceptions import ContractLogicError, ContractPanicError
+
+    from .chain import is_embedded
 
     rejected: tuple[type[Exception], ...] = (ContractLogicError, ContractPanicError)
     try:  # eth-tester raises its own exception type for reverts during estimation
@@ -73,20 +109,35 @@ def send(w3: Any, account: LocalAccount, call: Any, label: str, value: int = 0) 
         rejected += (TransactionFailed,)
     except ImportError:
         pass
+    embedded = is_embedded(w3)
+    nonces = _nonces(w3)
     with lock_for(w3):
-        params: dict[str, Any] = {
-            "from": account.address,
-            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
-            "value": value,
-        }
+        params: dict[str, Any] = {"from": account.address, "value": value}
         try:
             params["gas"] = _gas_limit(w3, call, params)
         except rejected as exc:
             raise ContractError(revert_reason(exc), label) from None
-        tx = call.build_transaction(params)
-        signed = account.sign_transaction(tx)
-        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
+        for attempt in (1, 2):  # a second try after re-reading the nonce from the chain
+            params["nonce"] = nonces.take(w3, account.address)
+            tx = call.build_transaction(params)
+            signed = account.sign_transaction(tx)
+            try:
+                tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+                break
+            except Exception as exc:
+                nonces.forget(account.address)  # e.g. this key was used elsewhere meanwhile
+                if attempt == 2 or "nonce" not in str(exc).lower():
+                    raise
+        if embedded:  # eth-tester mines at once; its chain must not be read concurrently
+            receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
+    if not embedded:
+        try:
+            receipt = w3.eth.wait_for_transaction_receipt(
+                tx_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=RECEIPT_POLL_S)
+        except Exception:
+            with lock_for(w3):
+                nonces.forget(account.address)
+            raise
     if receipt["status"] != 1:
         raise ContractError(_replayed_reason(w3, tx, receipt, tx_hash.hex()), label)
     return receipt

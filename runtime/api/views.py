@@ -8,6 +8,7 @@ Secrets (keys, salts, wrapped keys) and long blobs (metadata, magnets) are never
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,30 @@ def node_info(store: Store) -> dict[str, Any]:
         "jobs": len({j.job_id for j in jobs}),
         "submissions": len(store.submissions()),
         "now": time.time(),
+        "load": load_view(store),
     }
+
+
+def load_view(store: Store) -> dict[str, Any]:
+    """What the node is doing and has queued, per role, with the expected finish of each job
+    (the roles publish it every tick: meta ``load:worker`` / ``load:validator``), and its chain
+    traffic so far (RPC calls by role and by method, the largest log range it asked for)."""
+    out: dict[str, Any] = {}
+    for role in ("worker", "validator"):
+        raw = store.get_meta(f"load:{role}")
+        if raw:
+            out[role] = json.loads(raw)
+    raw = store.get_meta("rpc_stats")
+    if raw:
+        st = json.loads(raw)
+        by_role: dict[str, int] = {}
+        by_method: dict[str, int] = {}
+        for r in st.get("calls", []):
+            by_role[r["role"] or "other"] = by_role.get(r["role"] or "other", 0) + int(r["n"])
+            by_method[r["method"]] = by_method.get(r["method"], 0) + int(r["n"])
+        out["rpc"] = {"total": sum(by_role.values()), "by_role": by_role,
+                      "by_method": by_method, "max_logs_range": st.get("max_logs_range", 0)}
+    return out
 
 
 def _role_order(role: str) -> tuple[int, str]:

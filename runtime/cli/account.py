@@ -69,15 +69,11 @@ def connect_client(rpc: str, deployment: Path, private_key: str) -> Any:
 
 
 def connect_market(rpc: str, deployment: Path, private_key: str) -> Any:
-    """The node's Market port for an account, all calls serialised per Web3."""
-    from morphware.contracts.tx import lock_for
-    from morphware.runtime.node.chain import Locked
+    """The node's Market port for an account. Calls are not serialised: several jobs' steps may
+    send transactions at once (``contracts.tx.send`` hands out the nonces)."""
     from morphware.runtime.node.market_adapter import ContractsMarket
 
-    client = connect_client(rpc, deployment, private_key)
-    market = Locked(ContractsMarket(client), lock_for(client.w3))
-    market.client = client  # type: ignore[attr-defined]
-    return market
+    return ContractsMarket(connect_client(rpc, deployment, private_key))
 
 
 def token_symbol(client: Any) -> str:

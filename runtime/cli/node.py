@@ -116,6 +116,12 @@ def node(
                                help="Dev chains only: first give this account gas and this "
                                     "many tokens (as `morphware devnet fund` does)."),
     poll: float = typer.Option(0.2, "--poll", help="Seconds between chain polls."),
+    log_range: int = typer.Option(2000, "--log-range", min=1,
+                                  help="Most blocks one eth_getLogs query asks for (public RPC "
+                                       "providers refuse long ranges)."),
+    action_threads: int = typer.Option(8, "--action-threads", min=1,
+                                       help="Jobs whose chain steps run at once (their "
+                                            "transactions share blocks)."),
     password_env: str = typer.Option("MORPHWARE_PASSWORD", "--password-env",
                                      help="Environment variable holding the keystore password."),
     dashboard_port: int = typer.Option(0, "--dashboard-port", min=0, max=65535,
@@ -163,7 +169,8 @@ def node(
                      peers_dir=peers_dir or Path(deployment).resolve().parent / "peers",
                      profile=profile, train_backend=train_backend, eval_backend=eval_backend,
                      worker_stake=stake_units, validator_stake=stake_units,
-                     poll_interval=poll, name=data_dir.name)
+                     poll_interval=poll, name=data_dir.name, log_range=log_range,
+                     action_threads=action_threads)
     n = build_node(key, market, cfg)
     n.store.set_meta("token_symbol", token_symbol(client))
     if n.store.last_block() < 0 and n.store.get_meta("start_block") is None:
@@ -177,8 +184,7 @@ def node(
     try:
         if dashboard_port:
             srv = _start_dashboard(n.store, dashboard_port)
-        for r in n.roles.values():
-            r.setup()
+        n.setup_roles()
         n.run()
     except KeyboardInterrupt:
         pass
@@ -369,7 +375,8 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Phase, bids, clearing price, metrics, payments and loss curve of a job, as this node
-    knows it; without a job id, every submission and job in one list."""
+    knows it; without a job id, every submission and job in one list, then the node's load (what
+    it trains or evaluates now, its queue, expected finish times) and its chain traffic."""
     from morphware.runtime.cli.errors import OperatorError
     from morphware.runtime.node.store import Store
 
@@ -380,6 +387,8 @@ def status(
     store = Store(path)
     if job is None:
         _print_overview(store, as_json)
+        if not as_json:
+            _print_load(store, as_json=False)
         return
     if not any(store.job(job, r) for r in ("requester", "worker", "validator")):
         raise OperatorError(f"this node knows no job {job}",
@@ -391,13 +400,16 @@ def status(
 
 
 def _print_overview(store, as_json: bool) -> None:  # noqa: ANN001 - Store, lazily imported
+    from morphware.runtime.api.views import load_view
+
     subs = [{"submission": s.local_id, "state": s.state, "job": s.job_id, "spec": s.spec_path,
              "queued": _local_time(s.created)} for s in store.submissions()]
     jobs = [{"job": j.job_id, "role": j.role, "phase": j.phase,
              "outcome": j.facts.get("outcome"), "updated": _local_time(j.updated)}
             for j in store.jobs()]
     if as_json:
-        typer.echo(json.dumps({"submissions": subs, "jobs": jobs}, indent=2))
+        typer.echo(json.dumps({"submissions": subs, "jobs": jobs, "load": load_view(store)},
+                              indent=2))
         return
     for s in subs:
         typer.echo(f"submission {s['submission']}: {s['state']}"
@@ -435,6 +447,41 @@ def job_status(store, job: int) -> dict:  # noqa: ANN001 - Store, lazily importe
     if prog:
         out["live_loss"] = {"steps": len(prog), "last": prog[-1]}
     return out
+
+
+def _print_load(store, as_json: bool) -> None:  # noqa: ANN001 - Store, lazily imported
+    from morphware.runtime.api.views import load_view
+
+    load = load_view(store)
+    if as_json:
+        typer.echo(json.dumps(load, indent=2, default=str))
+        return
+    now = time.time()
+
+    def due(t: float | None) -> str:
+        return "–" if not t else f"in {t - now:.0f}s" if t > now else f"{now - t:.0f}s ago"
+
+    if "worker" in load:
+        w = load["worker"]
+        typer.echo(f"worker: {len(w['training'])}/{w['slots']} training, {w['backlog_s']:.0f}s "
+                   f"of work held per slot, measured speed x{w['speed']}")
+        for j in w["jobs"]:
+            typer.echo(f"  job {j['job']}: {j['phase']}, {j['remaining_s']:.0f}s left, "
+                       f"expected finish {due(j['expected_finish'])}, "
+                       f"work deadline {due(j['work_deadline'])}")
+    if "validator" in load:
+        v = load["validator"]
+        typer.echo(f"validator: {len(v['evaluating'])}/{v['slots']} evaluating, "
+                   f"~{v['eval_seconds']}s each")
+        for j in v["jobs"]:
+            typer.echo(f"  job {j['job']}: {j['phase']}{' (evaluating)' if j['evaluating'] else ''}"
+                       f", expected finish {due(j['expected_finish'])}, "
+                       f"commit deadline {due(j['commit_deadline'])}")
+    if "rpc" in load:
+        r = load["rpc"]
+        roles = ", ".join(f"{k} {n}" for k, n in sorted(r["by_role"].items()))
+        typer.echo(f"chain: {r['total']} RPC calls ({roles}), widest log query "
+                   f"{r['max_logs_range']} blocks")
 
 
 def _print_status(store, job: int) -> None:  # noqa: ANN001

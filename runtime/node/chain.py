@@ -89,6 +89,12 @@ class Market(ABC):
     address: str
     decimals: int = 18
     metric_scale: int = 10**6
+    rpc: Any = None
+    """The adapter's JSON-RPC call counter (``contracts.rpc.RpcCounter``), if it counts."""
+
+    def attach_index(self, index: Any) -> None:
+        """Answer event lookups from the node's ``ChainIndex`` (adapters that need one)."""
+        return None
 
     def to_fixed(self, value: float) -> int:
         """A metric value as the market stores it (``metric_scale`` fixed point, >= 0)."""
@@ -192,6 +198,10 @@ class Locked(Market):
         self.address = inner.address
         self.decimals = inner.decimals
         self.metric_scale = inner.metric_scale
+        self.rpc = inner.rpc
+
+    def attach_index(self, index: Any) -> None:
+        self._inner.attach_index(index)
 
     def _call(self, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         with self._lock:

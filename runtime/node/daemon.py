@@ -2,11 +2,17 @@
 
 Every ``poll_interval`` the loop
 
-1. reads the market's events from the block after the last one it processed up to the head and
-   hands each to every role (``on_event``: record facts such as magnets or wrapped keys; never
-   act), then records the head as processed;
-2. lets every role ``tick``: for each of its active jobs, compare what the chain says (status,
-   deadlines, winner, validators) with what the store says we have done, and take the next step.
+1. reads the market's events from the block after the last one it processed up to the head, in
+   ranges of at most ``log_range`` blocks, and hands each to every role (``on_event``: record
+   facts such as magnets or wrapped keys; never act) and to the node's ``ChainIndex`` (the facts
+   lookups need: drawn validators, outcomes, public keys), then records the range as processed.
+   A node that starts far behind the head (an old deployment) catches up chunk by chunk and logs
+   its progress;
+2. lets every role ``tick`` when something may have changed (a new block, a background task
+   ended, or ``tick_interval`` passed): for each of its active jobs, compare what the chain says
+   (status, deadlines, winner, validators) with what the store says we have done, and take the
+   next step. With ``action_threads`` > 1 the steps of different jobs run concurrently, so their
+   transactions share blocks instead of queueing one per block.
 
 Steps are level-triggered and idempotent: each checks the chain and the store before acting, so
 running one twice (after a crash between a transaction and its record, or because an event was
@@ -20,16 +26,19 @@ Long work (downloads, training, evaluation) runs in a ``TaskRunner`` so the loop
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from morphware.runtime.node.chain import ChainJob, Market, MarketError
+from morphware.runtime.node.index import ChainIndex
 from morphware.runtime.node.keystore import NodeKey
 from morphware.runtime.node.peers import NodeHttp, PeerBook, PeerInfo
 from morphware.runtime.node.pricing import AMOUNT_FACTS, WorkerProfile, format_tokens
@@ -59,7 +68,11 @@ class NodeConfig:
     fetch_timeout: float = 120.0
     stall_timeout: float = 20.0
     name: str = ""
-    max_events_per_poll: int = 5000
+    log_range: int = 2000
+    tick_interval: float = 1.0
+    action_threads: int = 1
+    train_slots: int = 1
+    eval_slots: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -69,6 +82,9 @@ class NodeConfig:
                              f"got {', '.join(self.roles) or 'none'}")
         if "worker" in self.roles and self.profile is None:
             raise ValueError("a worker needs a pricing profile (WorkerProfile)")
+        for name in ("log_range", "action_threads", "train_slots", "eval_slots"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
 EventSink = Callable[[str, dict[str, Any]], None]
@@ -91,6 +107,10 @@ class Node:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.name = config.name or key.address[:10]
         self.store = Store(self.data_dir / "node.db")
+        self.index = ChainIndex(self.store)
+        market.attach_index(self.index)
+        if hasattr(market, "log_range"):
+            market.log_range = config.log_range
         self._record_identity()
         self.delivery = delivery or Delivery(self.data_dir, private_key=key.private_key)
         self.http = NodeHttp(self.store, key.address)
@@ -104,6 +124,10 @@ class Node:
         self._thread: threading.Thread | None = None
         self._job_cache: dict[int, tuple[int, ChainJob]] = {}
         self._last_beat = float("-inf")
+        self._last_tick: tuple[int, int, float] = (-1, -1, 0.0)  # head, tasks finished, time
+        self._stats_at = 0.0
+        self.actions = ThreadPoolExecutor(max_workers=config.action_threads,
+                                          thread_name_prefix=f"{self.name}-act")
         missing = [r for r in config.roles if r not in role_classes]
         if missing:
             raise ValueError(f"no implementation given for role(s) {', '.join(missing)}")
@@ -121,11 +145,18 @@ class Node:
 
     def start(self) -> Node:
         """Register where needed, then run the loop in a thread."""
-        for role in self.roles.values():
-            role.setup()
+        self.setup_roles()
         self._thread = threading.Thread(target=self.run, name=f"node-{self.name}", daemon=True)
         self._thread.start()
         return self
+
+    def setup_roles(self) -> None:
+        """Each role's one-time setup (e.g. registering on chain)."""
+        from morphware.contracts.rpc import rpc_labels
+
+        for name, role in self.roles.items():
+            with rpc_labels(node=self.name, role=name, job="", phase="setup"):
+                role.setup()
 
     def run(self) -> None:
         """The loop; returns when ``stop()`` is called."""
@@ -154,8 +185,10 @@ class Node:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         self.tasks.shutdown(wait=False)
+        self.actions.shutdown(wait=False, cancel_futures=True)
         self.http.close()
         try:
+            self.save_rpc_stats()
             self.delivery.close()
         finally:
             self.store.stop_beating()
@@ -164,21 +197,64 @@ class Node:
     # -- one iteration ------------------------------------------------------------------------
 
     def poll_once(self) -> None:
+        from morphware.contracts.rpc import rpc_labels
+
+        with rpc_labels(node=self.name):
+            self._poll()
+
+    def _poll(self) -> None:
+        from morphware.contracts.rpc import rpc_labels
+
         self._job_cache.clear()
-        head = self.market.head()
+        with rpc_labels(role="poll", job="", phase=""):
+            head = self.market.head()
+            self.read_events(head)
+        now = time.monotonic()
+        last_head, last_finished, last_at = self._last_tick
+        if (head != last_head or self.tasks.finished != last_finished
+                or now - last_at >= self.config.tick_interval):
+            self._last_tick = (head, self.tasks.finished, now)
+            for role in self.roles.values():
+                role.tick()
+        if now - self._stats_at >= 5.0:
+            self.save_rpc_stats()
+        log.debug("[%s] polled up to block %d", self.name, head)
+
+    def read_events(self, head: int) -> None:
+        """Hand the events of the blocks after the last processed one up to ``head`` to the roles
+        and the index, ``log_range`` blocks per query; log progress when far behind."""
         start = self.store.last_block() + 1
         if start == 0:
             start = int(self.store.get_meta("start_block", "0") or 0)
-        while start <= head:
-            end = min(head, start + self.config.max_events_per_poll - 1)
-            for ev in self.market.events(start, end):
+        first, step = start, self.config.log_range
+        if start > head:
+            return  # no new block: no log query
+        while start <= head and not self.stop_event.is_set():
+            end = min(head, start + step - 1)
+            events = self.market.events(start, end)
+            for ev in events:
                 for role in self.roles.values():
                     role.on_event(ev)
+            self.index.record(events)
             self.store.set_last_block(end)
+            if head - first >= 2 * step:  # catching up on a long history
+                done = (end - first + 1) / (head - first + 1)
+                log.info("[%s] catching up: block %d of %d (%.0f%%)", self.name, end, head,
+                         100 * done)
             start = end + 1
-        for role in self.roles.values():
-            role.tick()
-        log.debug("[%s] polled up to block %d", self.name, head)
+
+    def save_rpc_stats(self) -> None:
+        """This node's RPC call counts (by role, job, phase, method) into its store, for
+        ``morphware status``, the dashboard and the benchmarks."""
+        counter = getattr(self.market, "rpc", None)
+        self._stats_at = time.monotonic()
+        if counter is None:
+            return
+        snap = counter.snapshot()
+        rows = [r for r in snap["calls"] if r["node"] == self.name]
+        self.store.set_meta("rpc_stats", json.dumps({
+            "calls": rows, "max_logs_range": snap["max_logs_range"],
+            "open_logs_queries": snap["open_logs_queries"]}))
 
     # -- helpers for roles --------------------------------------------------------------------
 

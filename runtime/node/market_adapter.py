@@ -5,18 +5,28 @@ It normalises what the roles read: the contract's phase plus the block clock bec
 closing outcome and median come from the ``JobClosed`` event, the drawn validators from
 ``ValidatorsDrawn``, and every contract refusal becomes a ``MarketError`` with the contract's own
 reason.
+
+Event facts come from the node's ``ChainIndex`` (fed by the daemon's poller), never from a scan
+of the history: when a fact is not indexed yet (it was mined after the poller's last pass), the
+adapter looks only at the blocks after the last indexed one, at most ``log_range`` of them. Every
+JSON-RPC call is counted (``rpc``: per node, role, job and phase).
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from morphware.runtime.node.chain import OUTCOMES, ChainEvent, ChainJob, Market, MarketError, Status
+from morphware.runtime.node.index import ChainIndex
 
 T = TypeVar("T")
+
+CLOCK_MAX_AGE_S = 1.0
+"""How long the latest block's timestamp read by ``head()`` serves ``now()``."""
 
 REVEALED = (2).to_bytes(32, "big")
 SLASHED = (3).to_bytes(32, "big")
@@ -42,27 +52,55 @@ def _refusals(fn: Callable[..., T]) -> Callable[..., T]:
 class ContractsMarket(Market):
     """One account's market over a ``morphware.contracts.MarketClient``."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, index: ChainIndex | None = None) -> None:
         from morphware.contracts import METRIC_SCALE
+        from morphware.contracts.rpc import count_rpc
 
         self.client = client
         self.w3 = client.w3
         self.address = client.address
         self.metric_scale = METRIC_SCALE
+        self.rpc = count_rpc(client.w3)
+        self.index = index
         self._pubkeys: dict[str, bytes] = {}
-        self._closed: dict[int, tuple[str, int]] = {}
-        self._drawn: dict[int, tuple[str, ...]] = {}
+        self._clock: tuple[int, float, int] | None = None  # (timestamp, read at, block number)
+        self._withdraw_lock = threading.Lock()
+
+    def attach_index(self, index: ChainIndex) -> None:
+        self.index = index
+
+    @property
+    def log_range(self) -> int:
+        return int(self.client.log_range)
+
+    @log_range.setter
+    def log_range(self, blocks: int) -> None:
+        if blocks < 1:
+            raise ValueError(f"log_range must be at least 1 block, got {blocks}")
+        self.client.log_range = int(blocks)
 
     # -- reading ------------------------------------------------------------------------------
 
     def head(self) -> int:
-        return int(self.w3.eth.block_number)
+        """The latest block's number; its timestamp is kept for ``now()``, read only when the
+        head moved (an idle poll costs one cheap call)."""
+        number = int(self.w3.eth.block_number)
+        if self._clock is None or self._clock[2] != number:
+            block = self.w3.eth.get_block(number)
+            self._clock = (int(block["timestamp"]), time.monotonic(), number)
+        else:
+            self._clock = (self._clock[0], time.monotonic(), number)
+        return number
 
     def now(self) -> int:
         """The timestamp the next block (our next transaction) will roughly carry: at least one
         second after the latest block, and the wall clock unless the chain travelled ahead."""
-        latest = int(self.w3.eth.get_block("latest")["timestamp"])
-        return max(latest + 1, int(time.time()))
+        clock = self._clock
+        if clock is None or time.monotonic() - clock[1] > CLOCK_MAX_AGE_S:
+            self.head()
+            clock = self._clock
+        assert clock is not None
+        return max(clock[0] + 1, int(time.time()))
 
     def events(self, from_block: int, to_block: int) -> list[ChainEvent]:
         out = []
@@ -121,29 +159,46 @@ class ContractsMarket(Market):
                 Phase.COMMIT: Status.COMMIT, Phase.REVEAL: Status.REVEAL,
                 Phase.CLOSED: Status.CLOSED}[s.phase]
 
+    def _recent(self, name: str, job_id: int | None = None) -> list[Any]:
+        """``name`` events mined after the last indexed block (at most ``log_range`` blocks back
+        from the head): facts the poller has not reached yet."""
+        head = int(self.w3.eth.block_number)
+        lo = self.index.last_block() + 1 if self.index is not None else 0
+        lo = max(lo, head - self.log_range + 1)
+        if lo > head:
+            return []
+        return self.client.events(lo, head, name=name, job=job_id)
+
     def _validators(self, job_id: int) -> tuple[str, ...]:
-        if job_id not in self._drawn:
-            found = self.client.events(name="ValidatorsDrawn", job=job_id)
-            if not found:
-                return ()
-            self._drawn[job_id] = tuple(found[0].args["validators"])
-        return self._drawn[job_id]
+        found = self.index.validators(job_id) if self.index is not None else None
+        if found is not None:
+            return found
+        recent = self._recent("ValidatorsDrawn", job_id)
+        return tuple(recent[0].args["validators"]) if recent else ()
 
     def _outcome(self, job_id: int) -> tuple[str, int]:
-        if job_id not in self._closed:
-            found = self.client.events(name="JobClosed", job=job_id)
-            if not found:
-                return "", 0
-            o = int(found[0].args["outcome"])
-            self._closed[job_id] = (OUTCOMES[o] if 0 <= o < len(OUTCOMES) else str(o),
-                                    int(found[0].args["median"]))
-        return self._closed[job_id]
+        found = self.index.outcome(job_id) if self.index is not None else None
+        if found is not None:
+            return found
+        recent = self._recent("JobClosed", job_id)
+        if not recent:
+            raise MarketError(f"job {job_id} is closed but its JobClosed event is not read yet")
+        o = int(recent[0].args["outcome"])
+        return OUTCOMES[o] if 0 <= o < len(OUTCOMES) else str(o), int(recent[0].args["median"])
 
     @_refusals
     def pubkey_of(self, address: str) -> bytes:
         key = address.lower()
         if key not in self._pubkeys:
-            self._pubkeys[key] = bytes(self.client.pubkey_of(address))
+            found = self.index.pubkey(key) if self.index is not None else None
+            if found is None:
+                recent = [e for e in self._recent("Registered")
+                          if str(e.args["account"]).lower() == key]
+                if not recent:
+                    raise MarketError(f"{address} has no registered public key in the blocks "
+                                      f"read so far")
+                found = bytes(recent[-1].args["pubkey"])
+            self._pubkeys[key] = found
         return self._pubkeys[key]
 
     def is_registered(self, address: str, role: str) -> bool:
@@ -211,8 +266,11 @@ class ContractsMarket(Market):
 
     @_refusals
     def release_test_keys(self, job_id: int, wrapped: dict[str, bytes]) -> None:
+        drawn = list(self._validators(job_id))
+        if not drawn:
+            raise MarketError(f"job {job_id}: no validators drawn (in the blocks read so far)")
         try:
-            self.client.release_test_keys(job_id, wrapped)
+            self.client.release_test_keys(job_id, wrapped, drawn=drawn)
         except ValueError as e:  # not exactly the drawn validators
             raise MarketError(str(e)) from e
 
@@ -242,7 +300,8 @@ class ContractsMarket(Market):
 
     @_refusals
     def withdraw(self) -> int:
-        amount = self.owed()
-        if amount > 0:
-            self.client.withdraw(amount)
-        return amount
+        with self._withdraw_lock:  # two jobs' steps settling at once must not both withdraw
+            amount = self.owed()
+            if amount > 0:
+                self.client.withdraw(amount)
+            return amount

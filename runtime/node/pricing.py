@@ -18,6 +18,14 @@ second of its hardware (electricity, wear, opportunity), ``margin`` its profit. 
 when its ask is within the job's maximum price and its time estimate, with a safety factor, fits
 the work window; the sealed second-price auction makes bidding one's true cost the best strategy,
 so the formula is deliberately cost-based rather than strategic.
+
+A worker that already holds jobs (won, or still in auctions it may win) starts a new one only
+after them: ``wait_s`` = the work queued ahead of it divided by its training slots (one per
+device). The quote then has to fit the window *after* the wait, and the ask carries the wait as
+a cost (``WAIT_WEIGHT`` of the price per second while the job sits queued: the requester's result
+comes later, and the operator's slot is promised), so a busy worker asks more and the auctions
+spread work over the idle ones. The estimate itself is corrected by the worker's measured speed
+(``speed``: actual over estimated seconds of its past trainings).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from dataclasses import dataclass
 
 BACKWARD_FACTOR = 3.0
 DEADLINE_SAFETY = 2.0
+WAIT_WEIGHT = 0.5
 
 
 class PricingError(ValueError):
@@ -94,23 +103,34 @@ class WorkerProfile:
 
 @dataclass(frozen=True)
 class Quote:
-    """A priced bid: the estimated training time and the ask (tokens)."""
+    """A priced bid: the estimated training time, the wait before it can start (queued work)
+    and the ask (tokens)."""
 
     seconds: float
     ask: float
+    wait_s: float = 0.0
 
-    def fits(self, max_price: float, work_window_s: float) -> tuple[bool, str]:
-        """Whether to bid, and why not."""
+    def fits(self, max_price: float, work_window_s: float,
+             start_in_s: float = 0.0) -> tuple[bool, str]:
+        """Whether to bid, and why not. ``start_in_s``: how long from now until the work window
+        can open at the earliest (the rest of the auction); the queue runs meanwhile."""
         if self.ask > max_price:
             return False, f"ask {self.ask:.4g} exceeds the job's max price {max_price:.4g}"
-        if self.seconds * DEADLINE_SAFETY > work_window_s:
-            return False, (f"estimated {self.seconds:.1f}s (x{DEADLINE_SAFETY} safety) does "
-                           f"not fit the {work_window_s:.0f}s work window")
+        need = self.wait_s + self.seconds * DEADLINE_SAFETY
+        if need > work_window_s + max(start_in_s, 0.0):
+            why = (f"estimated {self.seconds:.1f}s (x{DEADLINE_SAFETY} safety)")
+            if self.wait_s > 0:
+                why += f" after {self.wait_s:.1f}s of queued work"
+            return False, f"{why} does not fit the {work_window_s:.0f}s work window"
         return True, "ok"
 
 
-def quote(work: WorkLoad, profile: WorkerProfile) -> Quote:
-    """The cost-based ask for ``work`` on ``profile`` (see the module docstring)."""
+def quote(work: WorkLoad, profile: WorkerProfile, *, wait_s: float = 0.0,
+          speed: float = 1.0) -> Quote:
+    """The cost-based ask for ``work`` on ``profile`` after ``wait_s`` of queued work, with the
+    estimate scaled by the measured ``speed`` ratio (see the module docstring)."""
+    if wait_s < 0 or speed <= 0:
+        raise PricingError(f"wait_s must be >= 0 and speed > 0, got {wait_s}, {speed}")
     if profile.clock_hz > 0:
         if work.array_cycles <= 0:
             raise PricingError("an array worker prices from the array cycles of the job; the "
@@ -118,8 +138,23 @@ def quote(work: WorkLoad, profile: WorkerProfile) -> Quote:
         seconds = work.array_cycles / profile.clock_hz + profile.overhead_s
     else:
         seconds = work.macs / profile.macs_per_s + profile.overhead_s
-    ask = max(profile.min_ask, seconds * profile.price_per_s * (1.0 + profile.margin))
-    return Quote(seconds=seconds, ask=ask)
+    seconds *= speed
+    cost_s = seconds + WAIT_WEIGHT * wait_s
+    ask = max(profile.min_ask, cost_s * profile.price_per_s * (1.0 + profile.margin))
+    return Quote(seconds=seconds, ask=ask, wait_s=wait_s)
+
+
+SPEED_EMA = 0.5
+SPEED_BOUNDS = (0.1, 20.0)
+
+
+def updated_speed(previous: float, estimated_s: float, actual_s: float) -> float:
+    """The worker's speed ratio after one training (exponential average of actual/estimated,
+    bounded so one outlier cannot make it bid absurdly)."""
+    if estimated_s <= 0 or actual_s <= 0:
+        return previous
+    ratio = min(max(actual_s / estimated_s, SPEED_BOUNDS[0]), SPEED_BOUNDS[1])
+    return (1 - SPEED_EMA) * previous + SPEED_EMA * ratio
 
 
 def to_base_units(amount: float, decimals: int = 18) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from morphware.runtime.job.spec import JobSpec
-from morphware.runtime.node.chain import ChainEvent, ChainJob, Status
+from morphware.runtime.node.chain import ChainEvent, ChainJob, MarketError, Status
 from morphware.runtime.node.jobmeta import (
     ARTIFACTS_FOR_VALIDATORS,
     ARTIFACTS_FOR_WINNER,
@@ -101,7 +101,14 @@ class Requester(Role):
 
     def tick(self) -> None:
         for sub in self.store.submissions(pending_only=True):
-            self._advance_submission(sub)
+            try:
+                self._advance_submission(sub)
+            except MarketError as e:  # e.g. not enough tokens to escrow: retried next tick,
+                # and never in the way of the jobs already posted
+                if sub.facts.get("post_error") != str(e):
+                    self.store.update_submission(sub.local_id, post_error=str(e))
+                    log.warning("[%s] posting submission %d refused: %s", self.node.name,
+                                sub.local_id, e)
         super().tick()
 
     def _advance_submission(self, sub: Submission) -> None:

@@ -11,6 +11,7 @@ import logging
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
+from morphware.contracts.rpc import current_labels, with_labels
 from morphware.runtime.node.chain import ChainEvent, MarketError
 from morphware.runtime.node.store import JobRow, Store
 
@@ -38,13 +39,34 @@ class Role(ABC):
     def on_event(self, ev: ChainEvent) -> None: ...
 
     def tick(self) -> None:
-        for job in self.store.jobs(self.name, active_only=True):
-            if self.node.stop_event.is_set():
-                return
+        """Step every active job. With more than one action thread the jobs' steps run
+        concurrently (each job's own steps stay sequential), so a transaction of one job never
+        waits for another job's receipt."""
+        jobs = self.store.jobs(self.name, active_only=True)
+        if self.node.config.action_threads <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                if self.node.stop_event.is_set():
+                    return
+                self._step_one(job)
+            return
+        futures = [self.node.actions.submit(with_labels(current_labels(), lambda j=job:
+                                                        self._step_one(j))) for job in jobs]
+        for fut in futures:
+            fut.result()
+
+    def _step_one(self, job: JobRow) -> None:
+        from morphware.contracts.rpc import rpc_labels
+
+        if self.node.stop_event.is_set():
+            return
+        with rpc_labels(role=self.name, job=job.job_id, phase=job.phase):
             try:
                 self.step(job)
             except MarketError as e:
                 log.debug("[%s] %s job %d: %s", self.node.name, self.name, job.job_id, e)
+            except Exception:  # one job's bad step must not stop the others'
+                log.exception("[%s] %s job %d: step failed", self.node.name, self.name,
+                              job.job_id)
 
     @abstractmethod
     def step(self, job: JobRow) -> None:

@@ -85,6 +85,13 @@ CREATE TABLE IF NOT EXISTS withdrawals (
     role    TEXT NOT NULL,
     job_id  INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS chain_index (
+    kind  TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    block INTEGER NOT NULL,
+    PRIMARY KEY (kind, key)
+);
 CREATE TABLE IF NOT EXISTS progress (
     job_id  INTEGER NOT NULL,
     step    INTEGER NOT NULL,
@@ -199,6 +206,10 @@ class Store:
         raw = self.get_meta("heartbeat")
         return json.loads(raw) if raw else None
 
+    def delete_meta(self, *keys: str) -> None:
+        with self._tx() as c:
+            c.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in keys])
+
     def last_block(self) -> int:
         """The last block whose events were fully processed (-1: none yet)."""
         return int(self.get_meta("last_block", "-1") or -1)
@@ -252,6 +263,11 @@ class Store:
         if where:
             sql += " WHERE " + " AND ".join(where)
         return [_job_row(r) for r in self._query(sql + " ORDER BY job_id", tuple(args))]
+
+    def tracks(self, job_id: int) -> bool:
+        """Whether a role of this node holds ``job_id`` (and did not skip it)."""
+        return bool(self._query("SELECT 1 FROM jobs WHERE job_id = ? AND phase != 'skipped' "
+                                "LIMIT 1", (job_id,)))
 
     def timeline(self, job_id: int, role: str | None = None) -> list[tuple[str, str, float]]:
         """(role, phase, unix time) in the order phases were entered."""
@@ -396,6 +412,28 @@ class Store:
         rows = self._query("SELECT at, amount, role, job_id FROM withdrawals ORDER BY seq")
         return [{"at": float(a), "amount": int(m), "role": r, "job_id": int(j)}
                 for a, m, r, j in rows]
+    # -- chain index: facts from market events that lookups need (runtime/node/index.py) ------
+
+    def put_index(self, entries: list[tuple[str, str, str, int]]) -> None:
+        """Record (kind, key, JSON value, block) facts in one transaction; a fact from a later
+        block replaces an earlier one (e.g. a re-registration's new public key)."""
+        with self._tx() as c:
+            c.executemany("INSERT INTO chain_index(kind, key, value, block) VALUES (?, ?, ?, ?) "
+                          "ON CONFLICT(kind, key) DO UPDATE SET value = excluded.value, "
+                          "block = excluded.block WHERE excluded.block >= chain_index.block",
+                          entries)
+
+    def get_index(self, kind: str, key: str) -> Any:
+        """The JSON value of one indexed fact, or None."""
+        rows = self._query("SELECT value FROM chain_index WHERE kind = ? AND key = ?",
+                           (kind, key))
+        return json.loads(rows[0][0]) if rows else None
+
+    def count_index(self, kind: str | None = None) -> int:
+        sql, args = "SELECT COUNT(*) FROM chain_index", ()
+        if kind is not None:
+            sql, args = sql + " WHERE kind = ?", (kind,)
+        return int(self._query(sql, args)[0][0])
 
     # -- training progress (loss curve) -------------------------------------------------------
 

@@ -34,19 +34,23 @@ class TaskRunner:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{name}-task")
         self._tasks: dict[tuple[int, str], Future[Any]] = {}
         self._lock = threading.Lock()
+        self.finished = 0
+        """How many tasks have ended so far: the daemon ticks its roles when this moves."""
 
     def ensure(self, job_id: int, name: str, fn: Callable[[], Any]) -> Future[Any]:
-        """The task for (job_id, name), started now if it never ran (or failed and was reset)."""
+        """The task for (job_id, name), started now if it never ran (or failed and was reset).
+        It counts its chain calls under the caller's RPC labels."""
+        from morphware.contracts.rpc import current_labels, with_labels
+
         key = (job_id, name)
         with self._lock:
             fut = self._tasks.get(key)
             if fut is None:
-                fut = self._pool.submit(self._run, key, fn)
+                fut = self._pool.submit(self._run, key, with_labels(current_labels(), fn))
                 self._tasks[key] = fut
             return fut
 
-    @staticmethod
-    def _run(key: tuple[int, str], fn: Callable[[], Any]) -> Any:
+    def _run(self, key: tuple[int, str], fn: Callable[[], Any]) -> Any:
         try:
             return fn()
         except (NotReady, Stopped) as e:
@@ -55,6 +59,14 @@ class TaskRunner:
         except Exception:
             log.exception("task %s of job %d failed", key[1], key[0])
             raise
+        finally:
+            with self._lock:
+                self.finished += 1
+
+    def running(self, name: str) -> list[int]:
+        """Job ids whose task ``name`` is running (or waiting for a thread)."""
+        with self._lock:
+            return [j for (j, n), f in self._tasks.items() if n == name and not f.done()]
 
     def get(self, job_id: int, name: str) -> Future[Any] | None:
         with self._lock:

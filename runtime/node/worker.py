@@ -4,9 +4,15 @@ Phases in the store (role "worker")::
 
     seen -> committed (salt stored *before* the commitment is sent) -> revealed
          -> lost -> done                                   (stake back, withdrawn)
-         -> won -> training -> submitted -> done (paid | rejected | timed out)
-    seen -> skipped (cannot run it / not worth it: the reason is recorded)
+         -> won -> queued -> training -> submitted -> done (paid | rejected | timed out)
+    seen -> skipped (cannot run it / not worth it / cannot finish it in time: reason recorded)
     won  -> failed (the artifacts were refused: unsafe input, named precisely)
+
+Capacity: the worker trains at most ``train_slots`` jobs at once (one per device), the queued
+ones by work deadline, earliest first. It bids only when a job fits its window after the work it
+already holds (won, queued, training, and auctions it may still win), and its ask grows with
+that wait (``pricing.quote``). Its estimates are corrected by its measured speed (meta
+``train_speed``: actual over estimated training seconds, averaged).
 
 Nothing a requester sends is executed: the model is ONNX checked by ``safe_io`` (standard
 domains only), the data is .npz loaded without pickle, the recipe is TOML data. A refused
@@ -15,6 +21,7 @@ artifact fails that job only; the loop carries on with every other job.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -31,6 +38,7 @@ from morphware.runtime.node.pricing import (
     from_base_units,
     quote,
     to_base_units,
+    updated_speed,
 )
 from morphware.runtime.node.role import Role
 from morphware.runtime.node.store import JobRow
@@ -40,6 +48,8 @@ log = logging.getLogger("morphware.node.worker")
 
 PROGRESS_FLUSH_S = 0.25
 CHECKPOINT_NAME = "checkpoint.pt"  # in work/<job>/: survives a crash; a restart resumes from it
+HOLDING = ("committed", "revealed", "won", "queued", "training")
+"""Phases in which a job occupies (or may come to occupy) this worker's training slots."""
 
 
 class Worker(Role):
@@ -48,6 +58,7 @@ class Worker(Role):
     def __init__(self, node: Any) -> None:
         super().__init__(node)
         self._progress_lock = threading.Lock()
+        self._bid_lock = threading.Lock()  # one capacity decision at a time
 
     def setup(self) -> None:
         if not self.market.is_registered(self.node.key.address, "worker"):
@@ -60,6 +71,9 @@ class Worker(Role):
         if ev.name == "JobPosted":
             if str(ev.args.get("requester", "")).lower() == me:
                 return
+            if int(ev.args.get("bid_deadline", 0) or 0) and \
+                    int(ev.args["bid_deadline"]) <= self.market.now():
+                return  # bidding closed (an old job read while catching up): nothing to track
             if self.store.job(ev.job_id, self.name) is None:
                 self.set_phase(ev.job_id, "seen", artifacts=str(ev.args.get("artifacts", "")),
                                manifest_hash=bytes(ev.args.get("manifest_hash", b"")).hex(),
@@ -67,14 +81,76 @@ class Worker(Role):
                                work_window=int((ev.args.get("windows") or [0, 0, 0])[2]))
         elif ev.name == "KeyReleased" and str(ev.args.get("worker", "")).lower() == me:
             self.store.upsert_job(ev.job_id, self.name,
-                                  wrapped_key=bytes(ev.args.get("wrapped_key", b"")).hex())
+                                  wrapped_key=bytes(ev.args.get("wrapped_key", b"")).hex(),
+                                  work_deadline=int(ev.args.get("work_deadline", 0)))
+
+    # -- capacity -----------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        self._schedule()
+        super().tick()
+        self._publish_load()
+
+    def _remaining(self, job: JobRow, now: float) -> float:
+        """Seconds of training ``job`` still needs (its estimate, less what already ran)."""
+        est = float(job.facts.get("estimate_s", 0.0))
+        if job.phase == "training" and "started_at" in job.facts:
+            return max(est - (now - float(job.facts["started_at"])), 0.1 * est)
+        return est
+
+    def backlog_s(self) -> float:
+        """Training seconds ahead of a new job, per slot: everything held or bid on."""
+        now = time.time()
+        held = [j for j in self.store.jobs(self.name, active_only=True)
+                if j.phase in HOLDING or (j.phase == "seen" and "estimate_s" in j.facts)]
+        return sum(self._remaining(j, now) for j in held) / self.node.config.train_slots
+
+    def speed(self) -> float:
+        return float(self.store.get_meta("train_speed", "1.0") or 1.0)
+
+    def _schedule(self) -> None:
+        """Start queued trainings, earliest work deadline first, while a slot is free."""
+        running = set(self.node.tasks.running("train"))
+        free = self.node.config.train_slots - len(running)
+        if free <= 0:
+            return
+        queued = sorted((j for j in self.store.jobs(self.name, active_only=True)
+                         if j.phase == "queued"),
+                        key=lambda j: (int(j.facts.get("work_deadline", 0)), j.job_id))
+        for job in queued[:free]:
+            self.set_phase(job.job_id, "training", started_at=round(time.time(), 3),
+                           expected_finish=round(time.time() + float(
+                               job.facts.get("estimate_s", 0.0)), 1))
+            jid = job.job_id
+            self.node.tasks.ensure(jid, "train", lambda jid=jid: self._train(jid))
+
+    def _publish_load(self) -> None:
+        """What this worker holds, for `morphware load` and the dashboard (meta ``load:worker``)."""
+        now = time.time()
+        jobs = [j for j in self.store.jobs(self.name, active_only=True) if j.phase in HOLDING]
+        rows, ahead = [], 0.0
+        for j in sorted(jobs, key=lambda j: (HOLDING.index(j.phase) * -1,
+                                             int(j.facts.get("work_deadline", 0)), j.job_id)):
+            rem = self._remaining(j, now)
+            if j.phase in ("won", "queued", "training"):
+                ahead += rem / self.node.config.train_slots
+            rows.append({"job": j.job_id, "phase": j.phase, "remaining_s": round(rem, 1),
+                         "expected_finish": round(now + ahead, 1)
+                         if j.phase in ("queued", "training") else None,
+                         "work_deadline": j.facts.get("work_deadline")})
+        self.store.set_meta("load:worker", json.dumps({
+            "updated": round(now, 1), "slots": self.node.config.train_slots,
+            "training": [r["job"] for r in rows if r["phase"] == "training"],
+            "backlog_s": round(self.backlog_s(), 1), "speed": round(self.speed(), 3),
+            "jobs": rows}))
 
     # -- per job ------------------------------------------------------------------------------
 
     def step(self, job: JobRow) -> None:
         cj = self.node.chain_job(job.job_id)
         handler = {"seen": self._seen, "committed": self._committed, "revealed": self._revealed,
-                   "won": self._won, "training": self._training, "submitted": self._submitted,
+                   "won": self._won, "queued": self._queued, "training": self._training,
+                   "submitted": self._submitted,
                    "lost": self._finish}.get(job.phase)
         if handler is not None:
             handler(job, cj)
@@ -86,24 +162,35 @@ class Worker(Role):
         if cj.status != Status.BIDDING or self.market.now() >= cj.deadline:
             self.set_phase(job.job_id, "skipped", reason="bidding closed before we saw it")
             return
-        try:
+        bid = self.store.bid(job.job_id)
+        if bid is None:
+            try:
+                meta = self._meta(job)
+                with self._bid_lock:  # the estimate is saved before the next job is priced
+                    ask, seconds = self._price(meta, cj)
+                    if ask is not None:
+                        self.store.upsert_job(job.job_id, self.name, estimate_s=seconds)
+                        bid = self.store.save_bid(job.job_id, ask, os.urandom(32))
+            except (MetadataError, ValueError) as e:
+                self.set_phase(job.job_id, "skipped", reason=str(e))
+                return
+            if bid is None:
+                self.set_phase(job.job_id, "skipped", reason=seconds)
+                return
+        else:
             meta = self._meta(job)
-            ask, seconds = self._price(meta, cj)
-        except (MetadataError, ValueError) as e:
-            self.set_phase(job.job_id, "skipped", reason=str(e))
-            return
-        if ask is None:
-            self.set_phase(job.job_id, "skipped", reason=seconds)
-            return
-        bid = self.store.save_bid(job.job_id, ask, os.urandom(32))
         if self.node.act("commit_bid", job.job_id,
                          lambda: self.market.commit_bid(job.job_id, bid.price, bid.salt)):
             self.store.mark_bid(job.job_id, committed=True)
-            self.set_phase(job.job_id, "committed", ask=bid.price, estimate_s=seconds)
+            row = self.store.job(job.job_id, self.name)
+            self.set_phase(job.job_id, "committed", ask=bid.price,
+                           wait_s=row.facts.get("wait_s") if row else None)
             self.node.tasks.ensure(job.job_id, "prefetch", lambda: self._prefetch(meta))
 
     def _price(self, meta: JobMetadata, cj: ChainJob) -> tuple[int | None, Any]:
-        """(ask in base units, estimated seconds), or (None, why not) when we should not bid."""
+        """(ask in base units, estimated seconds), or (None, why not) when we should not bid:
+        the job cannot run here, is not worth it, or cannot finish in its work window after
+        the work this worker already holds."""
         from morphware.runtime.node.engine import (
             array_training_cycles,
             manifest_ops,
@@ -123,11 +210,15 @@ class Worker(Role):
         assert profile is not None
         cycles = (array_training_cycles(meta.manifest, self.node.config.train_backend)
                   if profile.clock_hz > 0 else 0)
-        q = quote(WorkLoad(macs, samples, epochs, cycles), profile)
+        wait = self.backlog_s()
+        q = quote(WorkLoad(macs, samples, epochs, cycles), profile, wait_s=wait,
+                  speed=self.speed())
         work_window = int(cj.extra.get("work_window", 0)) or 10**9
-        ok, why = q.fits(from_base_units(cj.max_price, self.market.decimals), work_window)
+        ok, why = q.fits(from_base_units(cj.max_price, self.market.decimals), work_window,
+                         start_in_s=cj.deadline - self.market.now())
         if not ok:
             return None, why
+        self.store.upsert_job(cj.job_id, self.name, wait_s=round(wait, 2))
         return to_base_units(q.ask, self.market.decimals), round(q.seconds, 2)
 
     def _prefetch(self, meta: JobMetadata) -> None:
@@ -162,8 +253,11 @@ class Worker(Role):
             return
         if "wrapped_key" not in job.facts:
             return  # the requester has not released the key yet
-        self.set_phase(job.job_id, "training")
-        self.node.tasks.ensure(job.job_id, "train", lambda: self._train(job.job_id))
+        self.set_phase(job.job_id, "queued")  # ``_schedule`` starts it when a slot is free
+
+    def _queued(self, job: JobRow, cj: ChainJob) -> None:
+        if cj.status == Status.CLOSED:  # e.g. timed out while waiting (should not happen)
+            self._finish(job, cj)
 
     def _training(self, job: JobRow, cj: ChainJob) -> None:
         from morphware.runtime.node.engine import transient_errors, unsafe_input_error
@@ -253,6 +347,8 @@ class Worker(Role):
             flush()
         pub = self.node.publish(trained.model)
         self.store.upsert_job(job_id, self.name, train_seconds=round(trained.seconds, 3))
+        est = float(job.facts.get("estimate_s", 0.0)) / self.speed()  # the uncorrected estimate
+        self.store.set_meta("train_speed", str(updated_speed(self.speed(), est, trained.seconds)))
         self.store.put_artifact(job_id, "result", magnet=pub.magnet,
                                 content_hash=pub.content_hash.hex(), key=pub.key.hex(),
                                 path=str(trained.model))

@@ -15,12 +15,14 @@ from morphware.runtime.node.keystore import (
 )
 from morphware.runtime.node.peers import NodeHttp, PeerBook, PeerInfo, fetch_progress
 from morphware.runtime.node.pricing import (
+    WAIT_WEIGHT,
     PricingError,
     WorkerProfile,
     WorkLoad,
     from_base_units,
     quote,
     to_base_units,
+    updated_speed,
 )
 from morphware.runtime.node.store import Store
 
@@ -102,6 +104,24 @@ def test_array_worker_prices_from_cycles_at_its_clock():
     assert q.seconds == pytest.approx(5 + 1) and q.ask == pytest.approx(3.0)
     with pytest.raises(PricingError, match="GEMM shapes"):
         quote(WorkLoad(macs_per_sample=1000, train_samples=1000, epochs=10), board)
+
+
+def test_queued_work_raises_the_ask_and_can_rule_a_job_out():
+    prof = WorkerProfile(backend="cpu", macs_per_s=1e6, price_per_s=1.0, margin=0.0,
+                         overhead_s=0.0)
+    work = WorkLoad(macs_per_sample=1000, train_samples=1000, epochs=10)  # 30 s here
+    idle, busy = quote(work, prof), quote(work, prof, wait_s=40.0)
+    assert busy.seconds == idle.seconds == pytest.approx(30.0)
+    assert busy.ask == pytest.approx(idle.ask + WAIT_WEIGHT * 40.0)
+    assert idle.fits(max_price=1e9, work_window_s=60)[0]  # 2 x 30 s fits 60 s
+    ok, why = busy.fits(max_price=1e9, work_window_s=60)
+    assert not ok and "after 40.0s of queued work" in why
+    assert busy.fits(max_price=1e9, work_window_s=60, start_in_s=40)[0]  # the queue runs first
+    assert quote(work, prof, speed=0.5).seconds == pytest.approx(15.0)  # measured: twice as fast
+    assert updated_speed(1.0, estimated_s=30.0, actual_s=15.0) == pytest.approx(0.75)
+    assert updated_speed(1.0, estimated_s=30.0, actual_s=1e6) == pytest.approx(10.5)  # bounded
+    with pytest.raises(PricingError):
+        quote(work, prof, wait_s=-1)
 
 
 def test_peer_book_and_progress_endpoint(tmp_path):

@@ -84,6 +84,40 @@ async function refreshNode() {
   const who = n.address ? short(n.address) : (n.name || n.data_dir);
   $("node-info").textContent =
     `node ${who} · roles ${n.roles.join(", ") || "none yet"} · block ${n.last_block}`;
+  renderLoad(n.load || {});
+}
+
+// What the node holds now: training / evaluation queue, expected finish per job.
+function renderLoad(load) {
+  const rows = [];
+  const parts = [];
+  const w = load.worker;
+  if (w) {
+    parts.push(`worker: ${w.training.length}/${w.slots} training, ` +
+               `${w.backlog_s.toFixed(0)} s of work held, speed ×${w.speed}`);
+    for (const j of w.jobs) rows.push({ role: "worker", now: j.phase === "training", ...j,
+                                        deadline: j.work_deadline });
+  }
+  const v = load.validator;
+  if (v) {
+    parts.push(`validator: ${v.evaluating.length}/${v.slots} evaluating, ` +
+               `~${v.eval_seconds} s each`);
+    for (const j of v.jobs) rows.push({ role: "validator", now: j.evaluating, ...j,
+                                        deadline: j.commit_deadline });
+  }
+  if (load.rpc) parts.push(`${load.rpc.total} RPC calls, widest log query ` +
+                           `${load.rpc.max_logs_range} blocks`);
+  $("load").hidden = parts.length === 0;
+  $("load-summary").textContent = parts.join(" · ");
+  const when = (t) => (t ? new Date(t * 1000).toLocaleTimeString() : "–");
+  fillBody($("load-table"), rows, (tr, r) => {
+    cell(tr, `#${r.job}`);
+    cell(tr, r.role);
+    phaseBadge(cell(tr, ""), r.phase);
+    cell(tr, r.now ? "running" : "");
+    cell(tr, when(r.expected_finish));
+    cell(tr, when(r.deadline));
+  });
 }
 
 async function refreshJobs() {
