@@ -65,6 +65,11 @@ class Worker(Role):
             self.market.register("worker", self.node.config.worker_stake,
                                  self.node.key.public_key)
             self.node.emit("worker.registered", stake=self.node.config.worker_stake)
+        # Load the training engine now: pricing the first job needs its op list, and paying
+        # that import (seconds on a busy machine) inside a 10-s bid window loses the auction.
+        from morphware.runtime.node.engine import training_ops
+
+        training_ops(self.node.config.train_backend)
 
     def on_event(self, ev: ChainEvent) -> None:
         me = self.node.key.address.lower()
