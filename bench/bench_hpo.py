@@ -14,6 +14,7 @@ Side by side in one run, on the digits job:
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 import tempfile
 import time
@@ -125,7 +126,9 @@ def _local(job: Path, processes: int, root: Path) -> dict[str, Any]:
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.RandomSampler(seed=spec.training.seed))
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(processes) as pool:
+    # spawn, not fork: this process already runs torch's and libtorrent's threads, and a forked
+    # child inherits their locks held (a forked trainer hung on torch's thread pool)
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
         trials = [study.ask() for _ in range(spec.hpo.trials)]
         params = [suggest(t, spec.hpo.space) for t in trials]
         args = [(str(job), p, str(split.train), str(split.validation), str(root / f"t{i}"))
