@@ -23,6 +23,18 @@ def sparkline(values: list[float]) -> str:
     return "".join(SPARK[round((v - lo) / span * (len(SPARK) - 1))] for v in values)
 
 
+def search_waves(spec) -> int:  # noqa: ANN001 - JobSpec, lazily imported
+    """How many rounds of jobs a search posts at most: each rung's trials, ``parallel`` at a
+    time (a rung waits for the one before it)."""
+    import math
+
+    from morphware.runtime.job.halving import rungs
+
+    assert spec.hpo is not None
+    plan = rungs(spec.hpo.trials, spec.hpo.min_epochs, spec.training.epochs, spec.hpo.eta)
+    return sum(math.ceil(r.trials / spec.hpo.parallel) for r in plan)
+
+
 def run_search(job: Path, data_dir: Path, timeout: float) -> None:
     """Run the search to the end and print the chosen configuration (exit 1 if none)."""
     from morphware.runtime.job.hpo import HpoError, run_hpo

@@ -267,7 +267,8 @@ def submit(
     wait: bool = typer.Option(False, "--wait", help="Follow the job until it is done."),
     timeout: float = typer.Option(None, "--timeout",
                                   help="With --wait: give up after this many seconds [default: "
-                                       "the job's windows added up, plus 5 min to package]."),
+                                       "the job's windows added up, plus 5 min to package; "
+                                       "for a search, that per wave of jobs]."),
 ) -> None:
     """Queue a job for the requester daemon running on --data-dir; it packages, seeds and
     posts it, then follows it to the end. Refused unless a requester daemon is running there.
@@ -285,9 +286,11 @@ def submit(
     store = served_store(data_dir)
     limit = timeout if timeout is not None else _job_windows_s(spec) + PACKAGING_ALLOWANCE_S
     if spec.hpo is not None:
-        from morphware.runtime.cli.hpo import run_search
+        from morphware.runtime.cli.hpo import run_search, search_waves
 
         store.close()
+        if timeout is None:  # every wave of jobs the search can post, one after another
+            limit = search_waves(spec) * _job_windows_s(spec) + PACKAGING_ALLOWANCE_S
         run_search(job, data_dir, limit)
         return
     local = store.add_submission(Path(job).resolve())
