@@ -58,11 +58,16 @@ $(VENV)/.stamp-project: pyproject.toml setup.py $(VENV)/.stamp-torch
 	touch $@
 
 # Icarus, Yosys, aria2 (a BitTorrent client we did not write, for interop tests) and Chromium (for
-# the dashboard's browser tests) come from apt; as root we install them, otherwise we say how.
+# the dashboard's browser tests) come from apt; so do the libevent and json-c headers LiteX's
+# Verilator simulator links against, and libftdi1 for openFPGALoader. As root we install them,
+# otherwise we say how.
 system-tools:
 	@missing=""; \
 	for t in iverilog:iverilog yosys:yosys aria2c:aria2 chromium:chromium; do \
 	  cmd=$${t%%:*}; pkg=$${t##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	for pkg in libevent-dev libjson-c-dev libftdi1-2; do \
+	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \

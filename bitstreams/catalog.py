@@ -8,6 +8,13 @@ A manifest (``overlays/<name>.json``, schema below) records what was built and h
      "files": {"bitstream": {"path": "x.bit", "sha256": "<64 hex>"}, "hwh": {...}},
      "ip": {"array": "ws_top_0", "dma_a": "dma_a", "dma_w": "dma_w", "dma_o": "dma_o"}}
 
+That is a PYNQ overlay (``"transport": "pynq"``, the default): the ``.hwh`` beside the ``.bit``
+and the IP names of the array and its three DMAs. An ECP5 overlay built by ``morphware bitstream
+build`` (``bitstreams/build.py``) says ``"transport": "litex"``: one ``bitstream`` file and a
+``link`` object (``base`` of the array's bus region, ``uart_baud``, ``etherbone`` null or
+``{"ip", "udp_port"}``); its manifest also records ``fmax_mhz``, the tool versions and the
+exact build command (kept in ``extra``).
+
 File paths are relative to the manifest. ``select_overlay`` picks the overlay whose circuit
 parameters fit a Program on a board and verifies its files: a missing file or a hash mismatch is
 an error, never a silent fallback to another overlay (whose shape would be wrong).
@@ -27,7 +34,9 @@ from morphware.systolic.params import ArrayParams
 
 FORMAT = 1
 OVERLAYS = Path(__file__).resolve().parent / "overlays"
-REQUIRED_FILES = ("bitstream", "hwh")  # PYNQ needs the .hwh beside the .bit
+TRANSPORTS = ("pynq", "litex")
+REQUIRED_FILES = {"pynq": ("bitstream", "hwh"),  # PYNQ needs the .hwh beside the .bit
+                  "litex": ("bitstream",)}
 REQUIRED_IP = ("array", "dma_a", "dma_w", "dma_o")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -71,6 +80,8 @@ class Manifest:
     source: Path
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    transport: str = "pynq"
+    link: dict[str, Any] = field(default_factory=dict)
 
     def file(self, role: str) -> Path:
         """The verified path of one of the overlay's files."""
@@ -120,9 +131,9 @@ def _field(d: dict[str, Any], key: str, kind: type | tuple[type, ...], where: st
     return v
 
 
-def _files(d: dict[str, Any], root: Path, where: str) -> dict[str, FileEntry]:
+def _files(d: dict[str, Any], root: Path, where: str, transport: str) -> dict[str, FileEntry]:
     files = _field(d, "files", dict, where)
-    missing = [r for r in REQUIRED_FILES if r not in files]
+    missing = [r for r in REQUIRED_FILES[transport] if r not in files]
     if missing:
         raise ManifestError(f"{where}: files lacks {missing}")
     out = {}
@@ -158,18 +169,41 @@ def parse_manifest(d: dict[str, Any], source: Path) -> Manifest:
     if not isinstance(resources, dict) or not all(
             isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in resources.values()):
         raise ManifestError(f"{where}: field 'resources' must map names to counts >= 0")
-    ip = _field(d, "ip", dict, where)
-    missing_ip = [k for k in REQUIRED_IP if not isinstance(ip.get(k), str)]
-    if missing_ip:
-        raise ManifestError(f"{where}: field 'ip' lacks IP names for {missing_ip}")
+    transport = d.get("transport", "pynq")
+    if transport not in TRANSPORTS:
+        raise ManifestError(f"{where}: field 'transport' must be one of {TRANSPORTS}, "
+                            f"got {transport!r}")
+    ip: dict[str, Any] = {}
+    link: dict[str, Any] = {}
+    if transport == "pynq":
+        ip = _field(d, "ip", dict, where)
+        missing_ip = [k for k in REQUIRED_IP if not isinstance(ip.get(k), str)]
+        if missing_ip:
+            raise ManifestError(f"{where}: field 'ip' lacks IP names for {missing_ip}")
+    else:
+        link = _link(_field(d, "link", dict, where), f"{where}: link")
     known = {"format", "name", "board", "part", "circuit", "params", "clock_mhz", "resources",
-             "files", "ip", "notes"}
+             "files", "ip", "notes", "transport", "link"}
     return Manifest(
         name=_field(d, "name", str, where), board=_field(d, "board", str, where),
         part=_field(d, "part", str, where), circuit=_field(d, "circuit", str, where),
         params=params, clock_mhz=float(clock), resources=dict(resources),
-        files=_files(d, source.parent, where), ip=dict(ip), source=source,
-        notes=str(d.get("notes", "")), extra={k: v for k, v in d.items() if k not in known})
+        files=_files(d, source.parent, where, transport), ip=dict(ip), source=source,
+        notes=str(d.get("notes", "")), extra={k: v for k, v in d.items() if k not in known},
+        transport=transport, link=link)
+
+
+def _link(link: dict[str, Any], where: str) -> dict[str, Any]:
+    """A LiteX overlay's host link: bus base, UART baud, optional Etherbone endpoint."""
+    base = _field(link, "base", int, where)
+    baud = _field(link, "uart_baud", int, where)
+    if base < 0 or base % 4 or baud <= 0:
+        raise ManifestError(f"{where}: base must be a word address >= 0 and uart_baud > 0")
+    eth = link.get("etherbone")
+    if eth is not None and not (isinstance(eth, dict) and isinstance(eth.get("ip"), str)
+                                and isinstance(eth.get("udp_port"), int)):
+        raise ManifestError(f"{where}.etherbone must be null or {{ip: str, udp_port: int}}")
+    return dict(link)
 
 
 def load_manifest(path: str | Path) -> Manifest:
@@ -183,22 +217,34 @@ def load_manifest(path: str | Path) -> Manifest:
     return parse_manifest(doc, path)
 
 
+def user_overlays() -> Path:
+    """Where ``morphware bitstream build`` puts overlays built on this machine."""
+    from morphware.systolic.sim import cache_root
+
+    return cache_root().parent / "overlays"
+
+
 def catalog_dirs() -> list[Path]:
-    """The built-in overlays folder plus any in ``$MORPHWARE_BITSTREAMS`` (os.pathsep list)."""
+    """Folders in ``$MORPHWARE_BITSTREAMS`` (os.pathsep list), this machine's built overlays,
+    then the shipped ones — in that order of precedence."""
     extra = [Path(p) for p in os.environ.get("MORPHWARE_BITSTREAMS", "").split(os.pathsep) if p]
-    return [*extra, OVERLAYS]
+    return [*extra, user_overlays(), OVERLAYS]
 
 
 def catalog(dirs: list[Path] | None = None) -> list[Manifest]:
-    """Every manifest in ``dirs`` (default ``catalog_dirs()``), validated; names must be unique."""
+    """Every manifest in ``dirs`` (default ``catalog_dirs()``), validated. Names are unique
+    within a folder; an earlier folder's overlay hides a later one of the same name (a local
+    rebuild of a shipped overlay replaces it)."""
     out: dict[str, Manifest] = {}
     for d in dirs if dirs is not None else catalog_dirs():
+        here: dict[str, Path] = {}
         for path in sorted(Path(d).glob("*.json")):
             m = load_manifest(path)
-            if m.name in out:
+            if m.name in here:
                 raise ManifestError(f"{path}: overlay name {m.name!r} also used by "
-                                    f"{out[m.name].source}")
-            out[m.name] = m
+                                    f"{here[m.name]}")
+            here[m.name] = path
+            out.setdefault(m.name, m)
     return list(out.values())
 
 

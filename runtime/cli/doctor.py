@@ -195,6 +195,20 @@ def fpga_checks() -> list[Check]:
                   required_by=(), optional_for=("fpga-owner",))]
 
 
+def board_checks() -> list[Check]:
+    """ECP5 boards: the tools ``morphware bitstream build/flash`` run (LiteX's packages are in the
+    extra_packages rows), and the USB programmer openFPGALoader sees, if a board is plugged in."""
+    if importlib.util.find_spec("litex") is None:
+        return []  # extra_packages already names the missing [fpga] extra
+    from morphware.bitstreams.toolchain import attached_boards, board_tools
+
+    out = [Check("fpga boards", t.name, t.ok, t.detail, t.fix, required_by=("fpga-owner",))
+           for t in board_tools() if not t.name.startswith(("litex", "migen", "liteeth"))]
+    usb = attached_boards()
+    return [*out, Check("fpga boards", usb.name, usb.ok, usb.detail, usb.fix, required_by=(),
+                        optional_for=("fpga-owner",))]
+
+
 def browser_checks() -> list[Check]:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     return [Check("browser tests", "chromium", path is not None, path or "not found",
@@ -203,7 +217,7 @@ def browser_checks() -> list[Check]:
 
 def run_all() -> list[Check]:
     return (python_packages() + torch_checks() + extra_packages() + simulator_checks()
-            + chain_tool_checks() + fpga_checks() + browser_checks())
+            + chain_tool_checks() + fpga_checks() + board_checks() + browser_checks())
 
 
 def parse_roles(spec: str) -> tuple[str, ...]:
