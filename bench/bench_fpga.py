@@ -38,7 +38,7 @@ def _overlay_rows() -> list[dict]:
         rows.append({
             "overlay": m.name, "board": m.board, "array": f"{m.params.rows}x{m.params.cols}",
             "clock MHz": m.clock_mhz, "Fmax MHz": m.extra.get("fmax_mhz"),
-            "slices": r.get("TRELLIS_SLICE", 0), "FF": r.get("TRELLIS_FF", 0),
+            "LUT4": r.get("TRELLIS_COMB", 0), "FF": r.get("TRELLIS_FF", 0),
             "MULT18": r.get("MULT18X18D", 0), "DP16KD": r.get("DP16KD", 0),
             "bitstream KiB": round(m.extra.get("bitstream_bytes", 0) / 1024, 1),
             "build s": m.extra.get("build", {}).get("seconds"),

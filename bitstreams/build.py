@@ -180,9 +180,10 @@ def parse_report(path: Path) -> dict[str, Any]:
 
 def sys_fmax(fmax: dict[str, tuple[float, float]]) -> float:
     """The achieved Fmax of the system clock (the one the array runs on): nextpnr names it
-    after the net that drives it, ``sys_clk`` or the CRG's PLL output ``..crg_clkout``."""
+    after the net that drives it, ``sys_clk`` or the PLL output ``..clkout`` (the only PLL in
+    the SoC; Ethernet clocks come from the PHY's pins)."""
     sys_clocks = [v[0] for k, v in fmax.items()
-                  if "sys_clk" in k.lower() or k.lower().endswith("crg_clkout")]
+                  if "sys_clk" in k.lower() or k.lower().endswith("clkout")]
     if not sys_clocks:
         raise BuildError(f"nextpnr's report names no sys clock: {sorted(fmax)}")
     return min(sys_clocks)
