@@ -210,6 +210,15 @@ def write_overlay(req: BuildRequest, work: Path, key: str, out_dir: Path) -> Pat
     if fmax < req.clock_mhz:
         raise BuildError(f"{req.name}: nextpnr reached {fmax} MHz on the system clock, below the "
                          f"requested {req.clock_mhz} MHz; rebuild with --clock {int(fmax)}")
+    # Other clocks (the Ethernet PHY's) that miss their constraint make that link unusable;
+    # the manifest says so instead of offering it.
+    failing = {k: v for k, v in rep["fmax"].items() if v[0] < v[1]}
+    eth_ok = req.etherbone and not any("eth" in k.lower() for k in failing)
+    notes = req.board.notes
+    if req.etherbone and not eth_ok:
+        notes += (" Etherbone is in the bitstream but its Ethernet clock missed timing "
+                  f"({', '.join(f'{k}: {a} of {c} MHz' for k, (a, c) in failing.items())}): "
+                  "use the UART bridge.")
     out_dir.mkdir(parents=True, exist_ok=True)
     bit = out_dir / f"{req.name}.bit"
     shutil.copyfile(work / "gateware" / f"{BUILD_NAME}.bit", bit)
@@ -221,14 +230,15 @@ def write_overlay(req: BuildRequest, work: Path, key: str, out_dir: Path) -> Pat
         "resources": rep["resources"], "transport": "litex",
         "files": {"bitstream": {"path": bit.name, "sha256": sha256_file(bit)}},
         "link": {"base": link.ARRAY_ORIGIN, "uart_baud": b.uart_baud,
-                 "etherbone": {"ip": "192.168.1.50", "udp_port": 1234} if req.etherbone else None,
+                 "etherbone": {"ip": "192.168.1.50", "udp_port": 1234} if eth_ok else None,
                  "fifo_words": link.DEFAULT_FIFO_WORDS},
         "fmax_mhz": fmax, "fmax_all": {k: v[0] for k, v in rep["fmax"].items()},
+        "timing_failures": {k: {"achieved": a, "constraint": c} for k, (a, c) in failing.items()},
         "available": rep["available"], "bitstream_bytes": bit.stat().st_size,
         "build": {"command": req.command(), "seconds": round(seconds, 1), "cache_key": key,
                   "tools": tool_versions(), "rtl": rtl_description()},
         "loader": {"board": b.loader_board},
-        "notes": b.notes,
+        "notes": notes,
     }
     path = out_dir / f"{req.name}.json"
     path.write_text(json.dumps(doc, indent=2) + "\n")

@@ -128,6 +128,14 @@ def test_report_parsing_and_overlay(tmp_path: Path) -> None:
     m.verify_files()
     assert m.extra["fmax_mhz"] == 31.52 and m.extra["build"]["seconds"] == 123.4
     assert m.extra["build"]["command"] == req.command()
+    eth = build.BuildRequest(get_board("colorlight-i5"), ArrayParams(4, 4), 25.0, True)
+    slow_eth = dict(REPORT, fmax={**REPORT["fmax"], "$glbnet$eth_rx_clk": {"achieved": 51.0,
+                                                                          "constraint": 125.0}})
+    (rep / "nextpnr-report.json").write_text(json.dumps(slow_eth))
+    m = load_manifest(build.write_overlay(eth, tmp_path / "work", "k" * 16, tmp_path / "out"))
+    assert m.link["etherbone"] is None and "use the UART bridge" in m.notes
+    assert m.extra["timing_failures"] == {"$glbnet$eth_rx_clk": {"achieved": 51.0,
+                                                                "constraint": 125.0}}
     slow = build.BuildRequest(get_board("ulx3s-85f"), ArrayParams(4, 4), 40.0, False)
     with pytest.raises(build.BuildError, match="rebuild with --clock 31"):
         build.write_overlay(slow, tmp_path / "work", "k" * 16, tmp_path / "out")
