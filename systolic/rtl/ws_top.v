@@ -140,6 +140,7 @@ module ws_top #(
     // datapath, is a few LUTs from registers and the stream valids.
     reg [CW-1:0] cnt, m_last, s_last, fin_last;   // M - 1, S - 1, M - 1 + DP
     reg          a_on, w_on, p_on;
+    reg          w_need;                          // a weight or parameter beat is due now
     reg [31:0] kleft, nleft;                 // K / N tiles left after the current one
     reg [31:0] kt_r;
     reg        ti_first, ti_last, tj_last;
@@ -156,7 +157,9 @@ module ws_top #(
     wire ld_p_pro = run && pro && !w_on && p_on;
     wire ld_w_slot = in_slot && !final_pass && w_on;
     wire ld_p_slot = in_slot && !final_pass && next_new_n && !w_on && p_on;
-    wire need_w = ld_w_pro || ld_p_pro || ld_w_slot || ld_p_slot;
+    // = ld_w_pro || ld_p_pro || ld_w_slot || ld_p_slot, kept as a register (updated below with
+    // the flags it depends on) so that `adv` is one or two LUTs from registers
+    wire need_w = w_need;
 
     wire [3:0] fifo_count;
     wire push_req;
@@ -190,6 +193,7 @@ module ws_top #(
             a_on <= 1'b0;
             w_on <= 1'b0;
             p_on <= 1'b0;
+            w_need <= 1'b0;
             relu_r <= 1'b0;
             raw_r <= 1'b0;
         end else if (start) begin
@@ -204,6 +208,7 @@ module ws_top #(
                 a_on <= 1'b0;
                 w_on <= 1'b1;
                 p_on <= 1'b1;
+                w_need <= 1'b1;                  // the prologue loads in every cycle
                 kt_r <= cfg_kt;
                 kleft <= cfg_kt - 32'd1;
                 nleft <= cfg_nt - 32'd1;
@@ -230,6 +235,7 @@ module ws_top #(
                         a_on <= 1'b1;
                         w_on <= 1'b1;
                         p_on <= 1'b1;
+                        w_need <= !(ti_last && tj_last);
                     end else begin
                         cnt <= cnt + 1'b1;
                         w_on <= w_on && (cnt != CNT_R1);
@@ -251,16 +257,20 @@ module ws_top #(
                         nleft <= nleft - 32'd1;
                         tj_last <= (nleft == 32'd1);
                         tj2 <= tj2 + 2'd1;
+                        w_need <= !((kt_r == 32'd1) && (nleft == 32'd1));
                     end else begin
                         kleft <= kleft - 32'd1;
                         ti_first <= 1'b0;
                         ti_last <= (kleft == 32'd1);
+                        w_need <= !((kleft == 32'd1) && tj_last);
                     end
                 end else begin
                     cnt <= cnt + 1'b1;
                     a_on <= a_on && (cnt != m_last);
                     w_on <= w_on && (cnt != CNT_R1);
                     p_on <= p_on && (cnt != CNT_R2);
+                    w_need <= !final_pass && ((w_on && (cnt != CNT_R1))
+                                              || (ti_last && p_on && (cnt != CNT_R2)));
                 end
             end
         end else if (state == ST_FLUSH) begin
