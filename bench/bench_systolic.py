@@ -86,8 +86,8 @@ def resources_table(shapes: list[int]) -> Table:
 
 
 # (device, rows, cols, data bits): ECP5 85F is the target; the UP5K is the second family
-TIMING_CONFIGS = [("lfe5u-85f", 4, 4, 8), ("lfe5u-85f", 8, 8, 8), ("lfe5u-85f", 8, 8, 16),
-                  ("lfe5u-85f", 16, 16, 8), ("ice40up5k", 2, 2, 8)]
+TIMING_CONFIGS = [("lfe5u-85f", 4, 4, 8), ("lfe5u-85f", 8, 8, 8), ("lfe5u-85f", 16, 16, 8),
+                  ("ice40up5k", 2, 2, 8)]
 TIMING_QUICK = [("lfe5u-25f", 2, 2, 8)]
 VTA_GOPS = 51.2       # TVM-VTA on PYNQ: 16x16 int8 at 100 MHz, peak
 GEMM = 256            # batch (M) and the layer's K = N for the utilization factor
