@@ -29,6 +29,13 @@ METRIC_SCALE = 10**6
 MAX_VALIDATORS = 8
 UINT256_MAX = 2**256 - 1
 
+MODEL_UNUSABLE = 2**64 - 1
+"""Verdict: the validator could not fetch or decrypt the worker's model (the worker's fault)."""
+DATA_UNUSABLE = 2**64 - 2
+"""Verdict: the validator could not fetch or decrypt the test data (the requester's fault)."""
+MAX_METRIC = 2**64 - 3
+"""Largest metric a verdict can carry (fixed point, see to_fixed)."""
+
 
 class Role(IntFlag):
     WORKER = 1
@@ -42,6 +49,8 @@ class Phase(IntEnum):
     COMMIT = 4
     REVEAL = 5
     CLOSED = 6
+    DRAWING = 7
+    """Result submitted; the validators are drawn (``draw``) once the seed block is mined."""
 
 
 class Outcome(IntEnum):
@@ -51,13 +60,20 @@ class Outcome(IntEnum):
     ACCEPTED = 4
     REJECTED = 5
     NO_VERDICT = 6
+    DATA_FAULT = 7
+    """The median verdict was 'test data unusable': the worker is paid, the requester at fault."""
+    KEY_REJECTED = 8
+    """The winner declared the data key unusable: neutral, everyone gets back what it put in."""
 
 
 def to_fixed(value: float) -> int:
     """A metric value as the contract stores it (METRIC_SCALE fixed point, non-negative)."""
     if value < 0:
         raise ValueError(f"metrics must be non-negative, got {value}")
-    return round(value * METRIC_SCALE)
+    fixed = round(value * METRIC_SCALE)
+    if fixed > MAX_METRIC:
+        raise ValueError(f"metric {value} is beyond the largest the market stores")
+    return fixed
 
 
 def from_fixed(value: int) -> float:
@@ -84,6 +100,33 @@ def bid_commitment(job: int, bidder: str, price: int, salt: bytes) -> bytes:
 def metric_commitment(job: int, validator: str, metric: int, salt: bytes) -> bytes:
     """keccak256(abi_encode(job, validator, metric, salt)), exactly as the market checks it."""
     return _commit(job, validator, metric, salt)
+
+
+MAX_WRAPPED_KEY = 256
+"""Longest wrapped test key one validator can be given."""
+
+
+def pack_keys(wrapped: list[bytes]) -> bytes:
+    """Wrapped keys as ``release_test_keys`` takes them: each a 2-byte length and the bytes."""
+    for w in wrapped:
+        if len(w) > MAX_WRAPPED_KEY:
+            raise ValueError(f"a wrapped test key is {len(w)} bytes; at most {MAX_WRAPPED_KEY}")
+    return b"".join(len(w).to_bytes(2, "big") + w for w in wrapped)
+
+
+def unpack_keys(blob: bytes) -> list[bytes]:
+    """The inverse of pack_keys; a truncated blob raises ValueError."""
+    out: list[bytes] = []
+    i = 0
+    while i < len(blob) and len(out) < MAX_VALIDATORS:
+        if i + 2 > len(blob):
+            raise ValueError("wrapped key blob ends inside a length")
+        n = int.from_bytes(blob[i:i + 2], "big")
+        if i + 2 + n > len(blob):
+            raise ValueError("wrapped key blob ends inside a key")
+        out.append(bytes(blob[i + 2:i + 2 + n]))
+        i += 2 + n
+    return out
 
 
 def public_key_of(account: LocalAccount) -> bytes:
@@ -121,8 +164,9 @@ class JobTerms:
         """Tokens post_job takes: max price plus every validator's fee."""
         return self.max_price + self.n_validators * self.validator_fee
 
-    def check(self) -> None:
-        """Reject locally what the contract would reject, with a clearer message."""
+    def check(self, min_window: int = 1, min_bid_stake: int = 1) -> None:
+        """Reject locally what the contract would reject, with a clearer message
+        (``min_window``/``min_bid_stake``: the deployment's floors)."""
         if len(self.manifest_hash) != 32:
             raise ValueError("manifest_hash must be 32 bytes")
         if len(self.metric.encode()) > 32:
@@ -131,8 +175,17 @@ class JobTerms:
             raise ValueError(f"n_validators must be 1..{MAX_VALIDATORS}, got {self.n_validators}")
         if self.max_price <= 0:
             raise ValueError("max_price must be positive")
-        if any(not 1 <= w < 2**32 for w in self.windows()):
-            raise ValueError(f"every window must be 1..2**32-1 seconds, got {self.windows()}")
+        if any(not min_window <= w < 2**32 for w in self.windows()):
+            raise ValueError(f"every window must be {min_window}..2**32-1 seconds (this "
+                             f"deployment's floor is {min_window} s), got {self.windows()}")
+        if self.bid_stake < min_bid_stake:
+            raise ValueError(f"bid_stake {self.bid_stake} is below this deployment's minimum "
+                             f"{min_bid_stake}")
+        if self.bid_stake < self.n_validators * self.validator_fee:
+            raise ValueError("bid_stake must cover the validators' fees (n_validators * "
+                             "validator_fee), so that a rejected worker pays for its validation")
+        if self.threshold > MAX_METRIC:
+            raise ValueError(f"threshold {self.threshold} is above the largest metric")
         if any("\n" in a for a in self.artifacts):
             raise ValueError("artifact magnets must not contain newlines")
         if len("\n".join(self.artifacts).encode()) > 2048:
@@ -144,9 +197,9 @@ class JobState:
     """A job as the contract stores it.
 
     ``deadline`` is the current phase's deadline (for BIDDING, the bid deadline; reveals run until
-    ``deadline + reveal_window``). ``winner``/``price`` are the leading ask while bidding, then the
-    winner and the clearing price. ``second_price``, ``n_bids`` and ``n_bid_reveals`` are only
-    kept while bidding (0 afterwards). ``n_validators`` becomes the number actually drawn."""
+    ``deadline + reveal_window``; for DRAWING, the *block number* whose hash seeds the draw).
+    ``winner``/``price`` are the leading ask while bidding, then the winner and its price (the
+    winner is paid its own ask). ``n_validators`` becomes the number actually drawn."""
 
     job: int
     requester: str
@@ -167,9 +220,20 @@ class JobState:
     metric_reveal_window: int
     winner: str | None
     price: int
-    second_price: int
     n_bids: int
     n_bid_reveals: int
+
+    def held(self) -> int:
+        """Tokens the market holds for this job (escrow + locked bid stakes), from its state."""
+        if self.phase is Phase.BIDDING:
+            locked = self.n_bids - self.n_bid_reveals + (1 if self.n_bid_reveals else 0)
+            return self.max_price + self.n_validators * self.validator_fee + locked * self.bid_stake
+        if self.phase in (Phase.AWAITING_KEY, Phase.WORKING, Phase.DRAWING):
+            return self.price + self.n_validators * self.validator_fee + self.bid_stake
+        if self.phase in (Phase.COMMIT, Phase.REVEAL):
+            unpaid = self.n_validators - self.n_metric_reveals
+            return self.price + unpaid * self.validator_fee + self.bid_stake
+        return 0
 
 
 @dataclass(frozen=True)
@@ -178,6 +242,10 @@ class AccountInfo:
     stake: int
     unlock_at: int
     roles: Role
+    duties: int = 0
+    """Validations this account was drawn for and has not revealed a verdict for (nor been
+    slashed for): it cannot unstake while any is open."""
+    generation: int = 0
 
 
 @dataclass(frozen=True)
@@ -300,7 +368,7 @@ class MarketClient:
     # requester
     def post_job(self, terms: JobTerms) -> int:
         """Post a job, escrowing ``terms.escrow()``; returns the job id."""
-        terms.check()
+        terms.check(self.min_window(), self.min_bid_stake())
         receipt = self._market(
             "post_job", terms.manifest_hash, terms.metric, terms.threshold, terms.lower_is_better,
             terms.n_validators, terms.max_price, terms.validator_fee, terms.bid_stake,
@@ -322,7 +390,7 @@ class MarketClient:
         if missing or len(wrapped) != len(drawn):
             raise ValueError(f"need a wrapped key for exactly the drawn validators {drawn}; "
                              f"missing {missing}, given {sorted(wrapped)}")
-        return self._market("release_test_keys", job, [wrapped[v] for v in drawn])
+        return self._market("release_test_keys", job, pack_keys([wrapped[v] for v in drawn]))
 
     # bidder / worker
     def commit_bid(self, job: int, price: int, salt: bytes | None = None) -> bytes:
@@ -338,11 +406,17 @@ class MarketClient:
         return self._market("reveal_bid", job, price, salt)
 
     def submit_result(self, job: int, result_hash: bytes, magnet: str) -> Receipt:
+        """Commit the result; the validator draw becomes possible ``draw_delay`` blocks later."""
         return self._market("submit_result", job, result_hash, magnet)
+
+    def reject_key(self, job: int) -> Receipt:
+        """Winner only, in the work window: the data key does not open the data (neutral end)."""
+        return self._market("reject_key", job)
 
     # validator
     def commit_metric(self, job: int, metric: int, salt: bytes | None = None) -> bytes:
-        """Seal a fixed-point metric (see to_fixed); returns the salt."""
+        """Seal a verdict: a fixed-point metric (see to_fixed), MODEL_UNUSABLE or DATA_UNUSABLE;
+        returns the salt."""
         salt = new_salt() if salt is None else salt
         self._market("commit_metric", job, metric_commitment(job, self.address, metric, salt))
         return salt
@@ -351,14 +425,20 @@ class MarketClient:
         return self._market("reveal_metric", job, metric, salt)
 
     # anyone
+    def draw(self, job: int) -> Receipt:
+        """Draw the validators of a job in DRAWING once its seed block is mined."""
+        return self._market("draw", job)
+
     def finalize(self, job: int) -> Receipt:
-        return self._market("finalize", job)
+        """End an auction whose reveal window is over (or whose bids are all revealed)."""
+        return self.advance(job)
 
     def settle(self, job: int) -> Receipt:
-        return self._market("settle", job)
+        """Settle a job whose verdict reveal window is over."""
+        return self.advance(job)
 
     def advance(self, job: int) -> Receipt:
-        """Move a job whose current deadline passed to its next phase (the timeout path)."""
+        """Move a job on: finalize, draw, the key/work timeout paths, or settle, as due."""
         return self._market("advance", job)
 
     def slash_validator(self, job: int, validator: str) -> Receipt:
@@ -398,14 +478,25 @@ class MarketClient:
         return JobState(job, v[0], Phase(v[1]), *v[2:16], winner, *v[17:])
 
     def job_held(self, job: int) -> int:
-        return int(self._view("job_held", job))
+        return self.job(job).held()
+
+    def min_window(self) -> int:
+        """The deployment's floor for every job window (seconds)."""
+        return int(self._view("min_window"))
+
+    def min_bid_stake(self) -> int:
+        return int(self._view("min_bid_stake"))
+
+    def draw_delay(self) -> int:
+        """Blocks between a result and the block whose hash seeds its validator draw."""
+        return int(self._view("draw_delay"))
 
     def job_count(self) -> int:
         return int(self._view("job_count"))
 
     def account_info(self, address: str | None = None) -> AccountInfo:
-        free, stake, unlock_at, roles = self._view("account", self._who(address))
-        return AccountInfo(free, stake, unlock_at, Role(roles))
+        free, stake, unlock_at, roles, duties, gen = self._view("account", self._who(address))
+        return AccountInfo(free, stake, unlock_at, Role(roles), duties, gen)
 
     def balance(self, address: str | None = None) -> int:
         """Free internal balance in the market (withdrawable)."""
@@ -415,21 +506,26 @@ class MarketClient:
         return int(self._view("stake_of", self._who(address)))
 
     def holdings(self, addresses: list[str]) -> int:
-        """Free balances plus stakes of ``addresses`` (at most 256), in one call."""
+        """Free balances plus stakes of ``addresses`` (at most 256)."""
         if len(addresses) > 256:
             raise ValueError(f"at most 256 addresses per call, got {len(addresses)}")
-        return int(self._view("holdings", [to_checksum_address(a) for a in addresses]))
+        return sum(i.free + i.stake for i in (self.account_info(a) for a in addresses))
 
     def token_balance(self, address: str | None = None) -> int:
         return int(self._view("balanceOf", self._who(address), contract=self.token))
 
     def pool(self) -> list[str]:
-        """Validators currently eligible for draws."""
-        n = int(self._view("pool_size"))
-        return [self._view("pool", i) for i in range(n)]
+        """Accounts that hold the validator role now (each drawn in proportion to its stake)."""
+        seen = dict.fromkeys(e.args["account"] for e in self.events(name="Registered"))
+        return [a for a in seen if self.account_info(a).roles & Role.VALIDATOR]
+
+    def pool_weight(self) -> int:
+        """Stake the validator draw samples from (dead leaves not yet pruned included)."""
+        return int(self._view("pool_weight"))
 
     def metrics(self, job: int) -> list[int]:
-        return [int(m) for m in self._view("metrics", job)]
+        """The revealed verdicts of ``job`` in reveal order (metrics or the two sentinels)."""
+        return [int(e.args["metric"]) for e in self.events(name="MetricRevealed", job=job)]
 
     def validator_slot(self, job: int, validator: str) -> bytes:
         return bytes(self._view("validator_slot", job, to_checksum_address(validator)))
@@ -450,7 +546,12 @@ class MarketClient:
         if validator.lower() not in drawn:
             return None
         for e in self.events(name="TestKeysReleased", job=job):
-            return e.args["wrapped_keys"][drawn.index(validator.lower())]
+            try:
+                keys_ = unpack_keys(e.args["wrapped_keys"])
+            except ValueError:
+                return None  # a malformed release gives this validator no key
+            i = drawn.index(validator.lower())
+            return keys_[i] if i < len(keys_) else None
         return None
 
     def pubkey_of(self, address: str) -> bytes:

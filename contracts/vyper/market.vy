@@ -2,13 +2,16 @@
 """
 @title Morphware job market
 @notice Per job: post (escrow max price + validator fees) -> sealed bids -> reveal -> finalize
-        (lowest ask wins, paid the second-lowest ask, or the max price if it was the only revealed
-        bid) -> key release -> result -> validators drawn from the registry commit, then reveal
-        their metric -> settle. Every phase has a deadline after which anyone can move the job on
-        (`advance`), and every path credits each token to somebody's internal balance; tokens
-        leave only through `withdraw`. See docs/contracts.md for the rules in prose.
+        (lowest ask wins and is paid its own ask) -> key release -> result -> validator draw
+        (seeded by the hash of a block mined after the result, stake-weighted over validators
+        registered before the job was posted) -> drawn validators commit, then reveal a verdict
+        (a metric, or "model unusable", or "test data unusable") -> settle by the median verdict.
+        Every phase has a deadline of at least `min_window` seconds after which anyone can move
+        the job on (`advance`), and every path credits each token to somebody's internal balance
+        or burns it; tokens leave only through `withdraw`. See docs/contracts.md for the rules in
+        prose and the table of deviations and what each costs.
 @dev Jobs are packed into five storage words (see the _load/_store helpers) and artifact magnets,
-     manifest hashes and wrapped keys live only in event data, to keep a job under 1 M gas.
+     manifest hashes and wrapped keys live only in event data.
 """
 
 from ethereum.ercs import IERC20
@@ -21,7 +24,8 @@ exports: (
     registry.min_stake,
     registry.cooldown,
     registry.slash_bps,
-    registry.pool,
+    registry.leaf_count,
+    registry.pool_weight,
     registry.deposit,
     registry.withdraw,
     registry.register,
@@ -30,7 +34,6 @@ exports: (
     registry.account,
     registry.balance_of,
     registry.stake_of,
-    registry.holdings,
     registry.pool_size,
 )
 
@@ -40,6 +43,7 @@ WORKING: constant(uint256) = 3
 COMMIT: constant(uint256) = 4
 REVEAL: constant(uint256) = 5
 CLOSED: constant(uint256) = 6
+DRAWING: constant(uint256) = 7
 
 NO_BIDS: constant(uint256) = 1
 KEY_TIMEOUT: constant(uint256) = 2
@@ -47,9 +51,17 @@ WORK_TIMEOUT: constant(uint256) = 3
 ACCEPTED: constant(uint256) = 4
 REJECTED: constant(uint256) = 5
 NO_VERDICT: constant(uint256) = 6
+DATA_FAULT: constant(uint256) = 7
+KEY_REJECTED: constant(uint256) = 8
+
+# Verdicts a validator can reveal besides a metric (metrics are at most MAX_METRIC).
+MODEL_UNUSABLE: constant(uint256) = 2**64 - 1
+DATA_UNUSABLE: constant(uint256) = 2**64 - 2
+MAX_METRIC: constant(uint256) = 2**64 - 3
 
 MAX_VALIDATORS: constant(uint256) = 8
 DRAW_ATTEMPTS: constant(uint256) = 64
+BLOCKHASH_WINDOW: constant(uint256) = 256
 
 # Markers in a selected validator's slot; anything else there is its metric commitment.
 SELECTED: constant(bytes32) = 0x0000000000000000000000000000000000000000000000000000000000000001
@@ -75,12 +87,13 @@ BID_FREE: constant(uint256) = 1
 
 # Storage per job (each a single word; see _load_core/_store_core and the shifts below):
 #   _core:    requester 160 | phase 3 | k 4 | lower_is_better 1 | metric commits 4 | metric
-#             reveals 4 | deadline 40 | sealed bids 20 | revealed bids 20
+#             reveals 4 | deadline 40 (while DRAWING: the block whose hash seeds the draw) |
+#             sealed bids 20 | revealed bids 20
 #   _bidterms: bid_stake 96 | max_price 96 | reveal window 32 | key window 32
 #   _terms:   validator fee 96 | threshold 64 | work window 32 | commit window 32 | metric reveal 32
-#   _auction: leader 160 | its ask 96 (after finalize: the clearing price)
-#   _metrics: revealed metrics, 4 x 64 bits per word; while bidding, word 0 holds the
-#             second-lowest ask (the first metric overwrites it: a non-zero to non-zero write)
+#   _auction: leader 160 | its ask 96 (after finalize: the price, which is the winner's ask)
+#   _metrics: revealed verdicts, 4 x 64 bits per word; until the first verdict, word 0 holds the
+#             number of draw leaves that existed when the job was posted (the draw's range)
 struct Core:
     requester: address
     phase: uint256
@@ -111,7 +124,6 @@ struct JobView:
     metric_reveal_window: uint256
     winner: address
     price: uint256
-    second_price: uint256
     n_bids: uint256
     n_bid_reveals: uint256
 
@@ -147,6 +159,11 @@ event AuctionFinalized:
     price: uint256
     key_deadline: uint256
 
+event BidStakesBurned:
+    job: indexed(uint256)
+    n_bids: uint256
+    amount: uint256
+
 event KeyReleased:
     job: indexed(uint256)
     worker: indexed(address)
@@ -158,15 +175,17 @@ event ResultSubmitted:
     worker: indexed(address)
     result_hash: bytes32
     magnet: String[1024]
+    draw_block: uint256
 
 event ValidatorsDrawn:
     job: indexed(uint256)
     validators: DynArray[address, MAX_VALIDATORS]
     commit_deadline: uint256
+    seed: bytes32
 
 event TestKeysReleased:
     job: indexed(uint256)
-    wrapped_keys: DynArray[Bytes[256], MAX_VALIDATORS]
+    wrapped_keys: Bytes[2064]
 
 event MetricCommitted:
     job: indexed(uint256)
@@ -190,6 +209,12 @@ event ValidatorSlashed:
     amount: uint256
 
 
+# Floors every job must respect, fixed at deployment: the shortest window (seconds) any phase
+# may have, the smallest bid stake, and how many blocks after the result the draw's seed block is.
+min_window: public(immutable(uint256))
+min_bid_stake: public(immutable(uint256))
+draw_delay: public(immutable(uint256))
+
 # The next job id; set to 1 at deployment so that no job pays for creating this word.
 _next_job: uint256
 
@@ -203,8 +228,17 @@ _vslot: HashMap[uint256, HashMap[address, bytes32]]
 
 
 @deploy
-def __init__(token_: IERC20, min_stake_: uint256, cooldown_: uint256, slash_bps_: uint256):
+def __init__(
+    token_: IERC20, min_stake_: uint256, cooldown_: uint256, slash_bps_: uint256,
+    min_window_: uint256, min_bid_stake_: uint256, draw_delay_: uint256,
+):
+    assert min_window_ >= 1 and min_window_ <= MASK32, "market: min_window must be 1..2**32-1 seconds"
+    assert min_bid_stake_ >= 1 and min_bid_stake_ <= MASK96, "market: min_bid_stake must be positive"
+    assert draw_delay_ >= 1 and draw_delay_ <= 128, "market: draw_delay must be 1..128 blocks"
     registry.__init__(token_, min_stake_, cooldown_, slash_bps_)
+    min_window = min_window_
+    min_bid_stake = min_bid_stake_
+    draw_delay = draw_delay_
     self._next_job = 1
 
 
@@ -265,27 +299,37 @@ def _close(job: uint256, c: Core, outcome: uint256, median: uint256, n_metrics: 
 
 
 @internal
+def _close_neutral(job: uint256, c: Core, outcome: uint256):
+    """End a job after the auction with nobody at fault: the requester gets its escrow back
+    (price and fees), the winner its bid stake."""
+    a: uint256 = self._auction[job]
+    registry._credit(c.requester, (a >> 160) + c.k * (self._terms[job] & MASK96))
+    registry._credit(convert(a & MASK160, address), self._bidterms[job] & MASK96)
+    self._close(job, c, outcome, 0, 0)
+
+
+@internal
 def _finalize(job: uint256, c: Core, bidterms: uint256) -> Core:
     bid_stake: uint256 = bidterms & MASK96
     max_price: uint256 = (bidterms >> 96) & MASK96
-    # Sealed bids never revealed forfeit their stake to the requester.
-    forfeit: uint256 = (c.n_commits - c.n_reveals) * bid_stake
+    # Sealed bids never revealed are burned: a bidder that keeps bids back to choose among them
+    # after seeing the others pays for every one it drops, and the requester gains nothing.
+    unrevealed: uint256 = c.n_commits - c.n_reveals
+    if unrevealed != 0:
+        registry._burn(unrevealed * bid_stake)
+        log BidStakesBurned(job=job, n_bids=unrevealed, amount=unrevealed * bid_stake)
     if c.n_reveals == 0:
         fee: uint256 = self._terms[job] & MASK96
-        registry._credit(c.requester, forfeit + max_price + c.k * fee)
+        registry._credit(c.requester, max_price + c.k * fee)
         log AuctionFinalized(job=job, winner=empty(address), price=0, key_deadline=0)
         self._close(job, c, NO_BIDS, 0, 0)
         c.phase = CLOSED
         return c
+    # Pay-as-bid: the winner is paid its own ask, so no other revealed bid moves its price.
     a: uint256 = self._auction[job]
     best: address = convert(a & MASK160, address)
-    price: uint256 = max_price
-    if c.n_reveals >= 2:
-        # Left in place: the first revealed metric overwrites this (already non-zero) word.
-        price = self._metrics[job][0]
-    registry._credit(c.requester, forfeit + max_price - price)
-    if price != a >> 160:
-        self._auction[job] = (a & MASK160) | (price << 160)
+    price: uint256 = a >> 160
+    registry._credit(c.requester, max_price - price)
     c.phase = AWAITING_KEY
     c.deadline = block.timestamp + (bidterms >> 224)
     self._store_core(job, c)
@@ -303,29 +347,47 @@ def _sync_validation(job: uint256, c: Core) -> Core:
 
 
 @internal
-def _draw(job: uint256, worker: address, requester: address, k: uint256) -> DynArray[address, MAX_VALIDATORS]:
-    """Draw up to k distinct pool members, excluding the job's worker and requester.
+@view
+def _seed(job: uint256, target: uint256) -> bytes32:
+    """keccak256(hash of block `target`, job). When that hash has left the 256-block window,
+    the latest block whose number is target + a multiple of 256 stands in for it."""
+    b: uint256 = target
+    if block.number - target > BLOCKHASH_WINDOW:
+        b = target + (block.number - 1 - target) // BLOCKHASH_WINDOW * BLOCKHASH_WINDOW
+    return keccak256(abi_encode(blockhash(b), job))
 
-    The seed is block.prevrandao: the block proposer can bias it, and the worker chooses the block
-    it submits in; see docs/contracts.md for what that allows."""
+
+@internal
+def _draw(
+    job: uint256, seed: bytes32, worker: address, requester: address, k: uint256
+) -> DynArray[address, MAX_VALIDATORS]:
+    """Draw up to k distinct validators, each with probability proportional to its stake, from
+    the leaves that existed when the job was posted, excluding the job's worker and requester.
+    Dead leaves hit on the way are pruned (a later draw no longer wastes attempts on them)."""
     picked: DynArray[address, MAX_VALIDATORS] = []
-    n: uint256 = len(registry.pool)
-    if n == 0:
-        return picked
-    seed: bytes32 = keccak256(abi_encode(block.prevrandao, job))
+    limit: uint256 = self._metrics[job][0]
+    total: uint256 = registry._prefix(limit)
     for i: uint256 in range(DRAW_ATTEMPTS):
-        if len(picked) == k:
+        if len(picked) == k or total == 0:
             break
-        v: address = registry.pool[convert(keccak256(abi_encode(seed, i)), uint256) % n]
-        if v == worker or v == requester or v in picked:
+        leaf: uint256 = registry._search(limit, convert(keccak256(abi_encode(seed, i)), uint256) % total)
+        v: address = empty(address)
+        state: uint256 = 0
+        v, state = registry._leaf_state(leaf)
+        if state == registry.LEAF_DEAD:
+            total -= registry._prune(leaf)
+            continue
+        if state != registry.LEAF_LIVE or v == worker or v == requester or v in picked:
             continue
         picked.append(v)
+        registry._add_duty(v)
+        self._vslot[job][v] = SELECTED
     return picked
 
 
 @internal
 @pure
-def _median(values: DynArray[uint256, MAX_VALIDATORS]) -> uint256:
+def _sorted(values: DynArray[uint256, MAX_VALIDATORS]) -> DynArray[uint256, MAX_VALIDATORS]:
     s: DynArray[uint256, MAX_VALIDATORS] = values
     n: uint256 = len(s)
     for i: uint256 in range(1, MAX_VALIDATORS):
@@ -339,7 +401,7 @@ def _median(values: DynArray[uint256, MAX_VALIDATORS]) -> uint256:
             s[j] = s[j - 1]
             j -= 1
         s[j] = x
-    return (s[(n - 1) // 2] + s[n // 2]) // 2
+    return s
 
 
 @internal
@@ -359,6 +421,56 @@ def _metric_list(job: uint256, n: uint256) -> DynArray[uint256, MAX_VALIDATORS]:
 
 
 @internal
+@pure
+def _verdict_key(v: uint256, lower_is_better: bool) -> uint256:
+    """Order verdicts from worst to best for the worker: model unusable, then metrics from worst
+    to best, then test data unusable (the requester's fault, so the worker is paid)."""
+    if v == MODEL_UNUSABLE:
+        return 0
+    if v == DATA_UNUSABLE:
+        return MAX_METRIC + 2
+    if lower_is_better:
+        return 1 + MAX_METRIC - v
+    return 1 + v
+
+
+@internal
+@pure
+def _key_metric(key: uint256, lower_is_better: bool) -> uint256:
+    if lower_is_better:
+        return MAX_METRIC - (key - 1)
+    return key - 1
+
+
+@internal
+@view
+def _judge(job: uint256, c: Core, threshold: uint256) -> (uint256, uint256):
+    """(outcome, median) from the median of the revealed verdicts. With an even count whose two
+    middle verdicts are of different kinds (or one is a metric), the chain cannot tell who is at
+    fault: NO_VERDICT, which is neutral for the worker and the requester."""
+    keys: DynArray[uint256, MAX_VALIDATORS] = []
+    verdicts: DynArray[uint256, MAX_VALIDATORS] = self._metric_list(job, c.n_vreveal)
+    for v: uint256 in verdicts:
+        keys.append(self._verdict_key(v, c.lower_is_better))
+    keys = self._sorted(keys)
+    lo: uint256 = keys[(len(keys) - 1) // 2]
+    hi: uint256 = keys[len(keys) // 2]
+    if lo >= 1 and hi <= MAX_METRIC + 1:
+        median: uint256 = (self._key_metric(lo, c.lower_is_better) + self._key_metric(hi, c.lower_is_better)) // 2
+        passed: bool = median >= threshold
+        if c.lower_is_better:
+            passed = median <= threshold
+        if passed:
+            return ACCEPTED, median
+        return REJECTED, median
+    if lo != hi:
+        return NO_VERDICT, 0
+    if lo == 0:
+        return REJECTED, MODEL_UNUSABLE
+    return DATA_FAULT, DATA_UNUSABLE
+
+
+@internal
 def _settle(job: uint256, c: Core, terms: uint256):
     fee: uint256 = terms & MASK96
     stake: uint256 = self._bidterms[job] & MASK96
@@ -367,23 +479,19 @@ def _settle(job: uint256, c: Core, terms: uint256):
     price: uint256 = a >> 160
     # Fees of validators that did not reveal go back to the requester.
     refund: uint256 = (c.k - c.n_vreveal) * fee
-    if c.n_vreveal == 0:
-        registry._credit(c.requester, refund + price)
-        registry._credit(best, stake)
-        self._close(job, c, NO_VERDICT, 0, 0)
-        return
-    median: uint256 = self._median(self._metric_list(job, c.n_vreveal))
-    threshold: uint256 = (terms >> 96) & MASK64
-    passed: bool = median >= threshold
-    if c.lower_is_better:
-        passed = median <= threshold
-    if passed:
+    outcome: uint256 = NO_VERDICT
+    median: uint256 = 0
+    if c.n_vreveal != 0:
+        outcome, median = self._judge(job, c, (terms >> 96) & MASK64)
+    if outcome == ACCEPTED or outcome == DATA_FAULT:
         registry._credit(c.requester, refund)
         registry._credit(best, price + stake)
-        self._close(job, c, ACCEPTED, median, c.n_vreveal)
-    else:
+    elif outcome == REJECTED:
         registry._credit(c.requester, refund + price + stake)
-        self._close(job, c, REJECTED, median, c.n_vreveal)
+    else:
+        registry._credit(c.requester, refund + price)
+        registry._credit(best, stake)
+    self._close(job, c, outcome, median, c.n_vreveal)
 
 
 # ---------------------------------------------------------------- requester
@@ -406,16 +514,23 @@ def post_job(
             balance (any shortfall is pulled through the token allowance).
     @param threshold Fixed-point metric threshold (the node uses 1e6 = 1.0): a minimum, or a
            maximum when lower_is_better (e.g. mse).
-    @param windows Seconds: (bid, reveal, key, work, metric commit, metric reveal).
+    @param bid_stake Locked by every sealed bid; at least min_bid_stake and at least the
+           validators' fees (so a worker whose result is rejected pays for its validation).
+    @param windows Seconds, each at least min_window: (bid, reveal, key, work, metric commit,
+           metric reveal).
     @param artifacts Artifact magnets (kept only in the event).
     @return The new job id (ids start at 1).
     """
-    assert max_price > 0, "market: max_price must be positive"
+    assert max_price > 0, "market: max_price is zero"
     assert max_price <= MASK96 and validator_fee <= MASK96 and bid_stake <= MASK96, "market: amount too large"
-    assert n_validators >= 1 and n_validators <= MAX_VALIDATORS, "market: n_validators must be 1..8"
-    assert threshold <= MASK64, "market: threshold too large"
+    assert n_validators >= 1 and n_validators <= MAX_VALIDATORS, "market: n_validators not 1..8"
+    assert threshold <= MAX_METRIC, "market: threshold too large"
+    assert bid_stake >= min_bid_stake, "market: bid_stake below minimum"
+    assert bid_stake >= n_validators * validator_fee, "market: bid_stake below the fees"
+    assert registry.pool_size >= n_validators, "market: too few validators"
     for w: uint256 in windows:
-        assert w >= 1 and w <= MASK32, "market: every window must be 1..2**32-1 seconds"
+        assert w >= min_window, "market: window below min_window"
+        assert w <= MASK32, "market: window too long"
     registry._take(msg.sender, max_price + n_validators * validator_fee)
     job: uint256 = self._next_job
     self._next_job = job + 1
@@ -428,6 +543,8 @@ def post_job(
     self._terms[job] = (
         validator_fee | (threshold << 96) | (windows[3] << 160) | (windows[4] << 192) | (windows[5] << 224)
     )
+    # Only stake registered before this job may validate it.
+    self._metrics[job][0] = registry.leaf_count
     log JobPosted(
         job=job, requester=msg.sender, manifest_hash=manifest_hash, metric=metric,
         threshold=threshold, lower_is_better=lower_is_better, n_validators=n_validators,
@@ -460,15 +577,17 @@ def release_key(job: uint256, wrapped_key: Bytes[1024]):
 
 
 @external
-def release_test_keys(job: uint256, wrapped_keys: DynArray[Bytes[256], MAX_VALIDATORS]):
+def release_test_keys(job: uint256, wrapped_keys: Bytes[2064]):
     """
     @notice Requester only, during validation: publish the test-set key wrapped for each drawn
-            validator, in the order of the ValidatorsDrawn event (one transaction for all).
+            validator, in the order of the ValidatorsDrawn event, each as a 2-byte big-endian
+            length and the wrapped key (one transaction for all). The chain does not read them:
+            a validator whose key is missing or does not open the test data reveals
+            DATA_UNUSABLE, which pays the worker.
     """
     c: Core = self._load_core(job)
     assert msg.sender == c.requester, "market: only the requester"
     assert c.phase == COMMIT or c.phase == REVEAL, "market: job not in validation"
-    assert len(wrapped_keys) == c.k, "market: need one wrapped key per drawn validator"
     log TestKeysReleased(job=job, wrapped_keys=wrapped_keys)
 
 
@@ -525,22 +644,22 @@ def reveal_bid(job: uint256, price: uint256, salt: bytes32):
     """@notice Open a sealed bid. Bids that cannot win get their stake back at once."""
     c: Core = self._load_core(job)
     bidterms: uint256 = self._bidterms[job]
-    assert c.phase == BIDDING, "market: auction already finalized"
+    assert c.phase == BIDDING, "market: auction finalized"
     assert block.timestamp > c.deadline, "market: bidding still open"
     assert block.timestamp <= c.deadline + ((bidterms >> 192) & MASK32), "market: reveal window closed"
     computed: bytes32 = self._bid_commitment(job, msg.sender, price, salt)
     word: uint256 = registry._bid_slot(msg.sender)
     if (word >> 192) & MASK63 == job:
-        assert word & MASK192 == convert(computed, uint256) & MASK192, "market: bid does not match commitment"
+        assert word & MASK192 == convert(computed, uint256) & MASK192, "market: bid != commitment"
         registry._set_bid_slot(msg.sender, (word & BID_OVERFLOW) | BID_FREE)
     else:
         sealed: bytes32 = empty(bytes32)
         if word & BID_OVERFLOW != 0:
             sealed = self._sealed[job][msg.sender]
         assert sealed != empty(bytes32), "market: no sealed bid"
-        assert computed == sealed, "market: bid does not match commitment"
+        assert computed == sealed, "market: bid != commitment"
         self._sealed[job][msg.sender] = empty(bytes32)
-    assert price <= (bidterms >> 96) & MASK96, "market: price above the job's maximum"
+    assert price <= (bidterms >> 96) & MASK96, "market: price above max_price"
     if c.n_reveals == 0:
         self._auction[job] = convert(msg.sender, uint256) | (price << 160)
     else:
@@ -548,68 +667,87 @@ def reveal_bid(job: uint256, price: uint256, salt: bytes32):
         best: address = convert(a & MASK160, address)
         best_price: uint256 = a >> 160
         if price < best_price or (price == best_price and convert(msg.sender, uint256) < a & MASK160):
-            # The new bid wins (ties go to the lower address); the old leader's ask becomes the second.
+            # The new bid leads (ties go to the lower address); the old leader's stake comes back.
             registry._credit(best, bidterms & MASK96)
-            self._metrics[job][0] = best_price
             self._auction[job] = convert(msg.sender, uint256) | (price << 160)
         else:
             registry._credit(msg.sender, bidterms & MASK96)
-            if c.n_reveals == 1:
-                self._metrics[job][0] = price
-            elif price < self._metrics[job][0]:
-                self._metrics[job][0] = price
     c.n_reveals += 1
     self._store_core(job, c)
     log BidRevealed(job=job, bidder=msg.sender, price=price)
 
 
-@external
-def finalize(job: uint256):
-    """@notice Anyone, once the reveal window is over (or every sealed bid is revealed)."""
-    c: Core = self._load_core(job)
-    assert c.phase == BIDDING, "market: job not in bidding"
-    bidterms: uint256 = self._bidterms[job]
-    assert self._finalizable(c, bidterms), "market: auction not over"
-    self._finalize(job, c, bidterms)
-
-
 # ---------------------------------------------------------------- worker
 
 @external
-def submit_result(job: uint256, result_hash: bytes32, magnet: String[1024]):
-    """@notice Winner only, before the work deadline; draws the validators."""
+def reject_key(job: uint256):
+    """
+    @notice Winner only, during the work window: the data key it was given does not open the
+            data. The chain cannot tell which side is lying, so the job ends neutrally
+            (KEY_REJECTED): the requester gets its escrow back and the worker its bid stake.
+    """
     c: Core = self._load_core(job)
-    assert c.phase == WORKING, "market: job not awaiting a result"
+    assert c.phase == WORKING, "market: job not in work phase"
+    a: uint256 = self._auction[job]
+    worker: address = convert(a & MASK160, address)
+    assert msg.sender == worker, "market: only the winning worker"
+    assert block.timestamp <= c.deadline, "market: work deadline passed"
+    self._close_neutral(job, c, KEY_REJECTED)
+
+
+@external
+def submit_result(job: uint256, result_hash: bytes32, magnet: String[1024]):
+    """@notice Winner only, before the work deadline. Fixes the block (draw_delay blocks later)
+            whose hash will seed the validator draw; `draw` can run once it is mined."""
+    c: Core = self._load_core(job)
+    assert c.phase == WORKING, "market: job not in work phase"
     worker: address = convert(self._auction[job] & MASK160, address)
     assert msg.sender == worker, "market: only the winning worker"
     assert block.timestamp <= c.deadline, "market: work deadline passed"
     assert result_hash != empty(bytes32), "market: empty result hash"
-    log ResultSubmitted(job=job, worker=worker, result_hash=result_hash, magnet=magnet)
-    picked: DynArray[address, MAX_VALIDATORS] = self._draw(job, worker, c.requester, c.k)
+    c.phase = DRAWING
+    c.deadline = block.number + draw_delay
+    self._store_core(job, c)
+    log ResultSubmitted(job=job, worker=worker, result_hash=result_hash, magnet=magnet, draw_block=c.deadline)
+
+
+@internal
+def _draw_job(job: uint256, c: Core):
+    assert block.number > c.deadline, "market: draw block not mined yet"
+    seed: bytes32 = self._seed(job, c.deadline)
+    worker: address = convert(self._auction[job] & MASK160, address)
+    picked: DynArray[address, MAX_VALIDATORS] = self._draw(job, seed, worker, c.requester, c.k)
     m: uint256 = len(picked)
     terms: uint256 = self._terms[job]
     if m < c.k:
         registry._credit(c.requester, (c.k - m) * (terms & MASK96))
     c.k = m
     if m == 0:
-        log ValidatorsDrawn(job=job, validators=picked, commit_deadline=0)
+        log ValidatorsDrawn(job=job, validators=picked, commit_deadline=0, seed=seed)
         self._settle(job, c, terms)
         return
-    for v: address in picked:
-        self._vslot[job][v] = SELECTED
     c.phase = COMMIT
     c.deadline = block.timestamp + ((terms >> 192) & MASK32)
     self._store_core(job, c)
-    log ValidatorsDrawn(job=job, validators=picked, commit_deadline=c.deadline)
+    log ValidatorsDrawn(job=job, validators=picked, commit_deadline=c.deadline, seed=seed)
+
+
+@external
+def draw(job: uint256):
+    """@notice Anyone, once the seed block is mined: draw the job's validators."""
+    c: Core = self._load_core(job)
+    assert c.phase == DRAWING, "market: job not awaiting a draw"
+    self._draw_job(job, c)
 
 
 # ---------------------------------------------------------------- validators
 
 @external
 def commit_metric(job: uint256, commitment: bytes32):
-    """@notice A drawn validator seals its metric: keccak256(abi_encode(job, validator, metric, salt))."""
+    """@notice A drawn validator seals its verdict: keccak256(abi_encode(job, validator, verdict,
+            salt)), the verdict being a metric, MODEL_UNUSABLE or DATA_UNUSABLE."""
     c: Core = self._load_core(job)
-    assert c.phase == COMMIT, "market: job not in the metric commit phase"
+    assert c.phase == COMMIT, "market: not in verdict commit"
     assert block.timestamp <= c.deadline, "market: commit window closed"
     slot: bytes32 = self._vslot[job][msg.sender]
     assert slot != empty(bytes32), "market: not a selected validator"
@@ -626,16 +764,17 @@ def commit_metric(job: uint256, commitment: bytes32):
 
 @external
 def reveal_metric(job: uint256, metric: uint256, salt: bytes32):
-    """@notice Open the sealed metric; pays this validator's fee. The last reveal settles the job."""
+    """@notice Open the sealed verdict; pays this validator's fee and ends its duty. The last
+            reveal settles the job. A drawn validator that never reveals is slashed."""
     c: Core = self._sync_validation(job, self._load_core(job))
-    assert c.phase == REVEAL, "market: job not in the metric reveal phase"
+    assert c.phase == REVEAL, "market: not in verdict reveal"
     assert block.timestamp <= c.deadline, "market: reveal window closed"
     slot: bytes32 = self._vslot[job][msg.sender]
     assert slot != empty(bytes32), "market: not a selected validator"
-    assert slot != SELECTED, "market: no metric committed"
-    assert slot != REVEALED, "market: metric already revealed"
-    assert keccak256(abi_encode(job, msg.sender, metric, salt)) == slot, "market: metric does not match commitment"
-    assert metric <= MASK64, "market: metric out of range"
+    assert slot != SELECTED, "market: no verdict committed"
+    assert slot != REVEALED, "market: verdict already revealed"
+    assert keccak256(abi_encode(job, msg.sender, metric, salt)) == slot, "market: verdict != commitment"
+    assert metric <= MODEL_UNUSABLE, "market: verdict out of range"
     self._vslot[job][msg.sender] = REVEALED
     i: uint256 = c.n_vreveal
     w: uint256 = 0
@@ -644,7 +783,7 @@ def reveal_metric(job: uint256, metric: uint256, salt: bytes32):
     self._metrics[job][i // 4] = w | (metric << (64 * (i % 4)))
     c.n_vreveal = i + 1
     terms: uint256 = self._terms[job]
-    registry._credit(msg.sender, terms & MASK96)
+    registry._credit_and_end_duty(msg.sender, terms & MASK96)
     log MetricRevealed(job=job, validator=msg.sender, metric=metric)
     if c.n_vreveal == c.n_vcommit:
         self._settle(job, c, terms)
@@ -655,18 +794,10 @@ def reveal_metric(job: uint256, metric: uint256, salt: bytes32):
 # ---------------------------------------------------------------- anyone
 
 @external
-def settle(job: uint256):
-    """@notice Anyone, after the metric reveal window (or once every committed metric is revealed)."""
-    c: Core = self._sync_validation(job, self._load_core(job))
-    assert c.phase != CLOSED, "market: job already closed"
-    assert c.phase == REVEAL, "market: job not in the metric reveal phase"
-    assert block.timestamp > c.deadline or c.n_vreveal == c.n_vcommit, "market: reveal window still open"
-    self._settle(job, c, self._terms[job])
-
-
-@external
 def advance(job: uint256):
-    """@notice Anyone: move a job whose current deadline has passed to its next phase."""
+    """@notice Anyone: move a job on once it can be: finalize an auction whose reveals are over
+            (or all in), draw the validators once the seed block is mined, take the timeout path
+            of a missed key or result, settle once the verdict reveal window is over."""
     c: Core = self._load_core(job)
     assert c.phase != CLOSED, "market: job already closed"
     if c.phase == BIDDING:
@@ -674,20 +805,20 @@ def advance(job: uint256):
         assert self._finalizable(c, bidterms), "market: deadline not passed"
         self._finalize(job, c, bidterms)
         return
+    if c.phase == DRAWING:
+        self._draw_job(job, c)
+        return
     assert block.timestamp > c.deadline, "market: deadline not passed"
     if c.phase == AWAITING_KEY or c.phase == WORKING:
-        fee: uint256 = self._terms[job] & MASK96
-        stake: uint256 = self._bidterms[job] & MASK96
-        a: uint256 = self._auction[job]
         if c.phase == AWAITING_KEY:
             # The requester never released the key: the worker is not at fault.
-            registry._credit(c.requester, (a >> 160) + c.k * fee)
-            registry._credit(convert(a & MASK160, address), stake)
-            self._close(job, c, KEY_TIMEOUT, 0, 0)
-        else:
-            # No result in time: the worker's bid stake goes to the requester.
-            registry._credit(c.requester, (a >> 160) + c.k * fee + stake)
-            self._close(job, c, WORK_TIMEOUT, 0, 0)
+            self._close_neutral(job, c, KEY_TIMEOUT)
+            return
+        # No result (and no key rejection) in time: the worker's bid stake goes to the requester.
+        fee: uint256 = self._terms[job] & MASK96
+        stake: uint256 = self._bidterms[job] & MASK96
+        registry._credit(c.requester, (self._auction[job] >> 160) + c.k * fee + stake)
+        self._close(job, c, WORK_TIMEOUT, 0, 0)
         return
     c = self._sync_validation(job, c)
     if c.phase == REVEAL and block.timestamp <= c.deadline:
@@ -698,16 +829,17 @@ def advance(job: uint256):
 
 @external
 def slash_validator(job: uint256, validator: address):
-    """@notice Anyone, after settlement: a drawn validator that never revealed loses slash_bps of
-            its stake to the requester (its fee was already refunded at settlement)."""
+    """@notice Anyone, after settlement: a drawn validator that never revealed its verdict loses
+            slash_bps of its stake, which is burned (nobody gains from another's slash), and
+            leaves the pool until it registers again. Its open duty for the job ends."""
     c: Core = self._load_core(job)
     assert c.phase == CLOSED, "market: job not settled"
     slot: bytes32 = self._vslot[job][validator]
     assert slot != empty(bytes32), "market: not a selected validator"
-    assert slot != REVEALED, "market: validator revealed its metric"
-    assert slot != SLASHED, "market: validator already slashed"
+    assert slot != REVEALED, "market: validator revealed"
+    assert slot != SLASHED, "market: already slashed"
     self._vslot[job][validator] = SLASHED
-    amount: uint256 = registry._slash(validator, c.requester)
+    amount: uint256 = registry._slash(validator)
     log ValidatorSlashed(job=job, validator=validator, amount=amount)
 
 
@@ -726,9 +858,6 @@ def job(job: uint256) -> JobView:
     x: uint256 = self._bidterms[job]
     t: uint256 = self._terms[job]
     a: uint256 = self._auction[job]
-    second: uint256 = 0
-    if c.phase == BIDDING:
-        second = self._metrics[job][0]
     return JobView(
         requester=c.requester, phase=c.phase, n_validators=c.k, lower_is_better=c.lower_is_better,
         deadline=c.deadline, n_metric_commits=c.n_vcommit, n_metric_reveals=c.n_vreveal,
@@ -736,39 +865,8 @@ def job(job: uint256) -> JobView:
         bid_stake=x & MASK96, reveal_window=(x >> 192) & MASK32, key_window=x >> 224,
         work_window=(t >> 160) & MASK32, commit_window=(t >> 192) & MASK32,
         metric_reveal_window=t >> 224, winner=convert(a & MASK160, address), price=a >> 160,
-        second_price=second, n_bids=c.n_commits, n_bid_reveals=c.n_reveals,
+        n_bids=c.n_commits, n_bid_reveals=c.n_reveals,
     )
-
-
-@external
-@view
-def job_held(job: uint256) -> uint256:
-    """@notice Tokens the contract holds for this job (escrow + locked bid stakes), from its state."""
-    c: Core = self._load_core(job)
-    x: uint256 = self._bidterms[job]
-    stake: uint256 = x & MASK96
-    fee: uint256 = self._terms[job] & MASK96
-    price: uint256 = self._auction[job] >> 160
-    if c.phase == BIDDING:
-        held: uint256 = ((x >> 96) & MASK96) + c.k * fee + (c.n_commits - c.n_reveals) * stake
-        if c.n_reveals > 0:
-            held += stake
-        return held
-    if c.phase == AWAITING_KEY or c.phase == WORKING:
-        return price + c.k * fee + stake
-    if c.phase == COMMIT or c.phase == REVEAL:
-        return price + (c.k - c.n_vreveal) * fee + stake
-    return 0
-
-
-@external
-@view
-def sealed_bid(job: uint256, bidder: address) -> bytes32:
-    """@notice The bidder's sealed commitment (only its low 192 bits when kept in its bid word)."""
-    word: uint256 = registry._bid_slot(bidder)
-    if (word >> 192) & MASK63 == job:
-        return convert(word & MASK192, bytes32)
-    return self._sealed[job][bidder]
 
 
 @external
@@ -776,15 +874,3 @@ def sealed_bid(job: uint256, bidder: address) -> bytes32:
 def validator_slot(job: uint256, validator: address) -> bytes32:
     """@notice 0: not drawn; 1: drawn; 2: revealed; 3: slashed; otherwise its commitment."""
     return self._vslot[job][validator]
-
-
-@external
-@view
-def metrics(job: uint256) -> DynArray[uint256, MAX_VALIDATORS]:
-    return self._metric_list(job, self._load_core(job).n_vreveal)
-
-
-@external
-@pure
-def bid_commitment(job: uint256, bidder: address, price: uint256, salt: bytes32) -> bytes32:
-    return self._bid_commitment(job, bidder, price, salt)

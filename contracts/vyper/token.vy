@@ -1,9 +1,12 @@
 # pragma version ~=0.4.3
 """
 @title Morphware token (MWT)
-@notice An ERC-20 built entirely from snekmate's audited `erc20` module. A deployment made with
+@notice An ERC-20 built entirely from snekmate's audited `erc20` module, with a supply fixed at
+        deployment: the whole `initial_supply_` goes to the deployer, minting is not exported, and
+        the constructor drops the deployer's minter role and ownership, so nobody can ever mint.
+        Holders (the market included) can burn their own tokens. A deployment made with
         `dev_faucet_ = True` also has `faucet`, which mints a bounded amount to the caller: that is
-        for local devnets and tests only; a production deployment passes False and has no free mint.
+        for local devnets and tests only.
 """
 
 from snekmate.auth import ownable as ow
@@ -23,11 +26,8 @@ exports: (
     erc20.symbol,
     erc20.decimals,
     erc20.burn,
-    erc20.mint,
     erc20.is_minter,
-    erc20.set_minter,
     erc20.owner,
-    erc20.transfer_ownership,
     erc20.permit,
     erc20.nonces,
     erc20.DOMAIN_SEPARATOR,
@@ -46,6 +46,9 @@ def __init__(initial_supply_: uint256, dev_faucet_: bool):
     dev_faucet = dev_faucet_
     if initial_supply_ > 0:
         erc20._mint(msg.sender, initial_supply_)
+    # No admin: the deployer is neither minter nor owner once the supply exists.
+    erc20.is_minter[msg.sender] = False
+    ow._transfer_ownership(empty(address))
 
 
 @external

@@ -25,6 +25,9 @@ FUNDS = 10_000 * TOKEN
 MIN_STAKE = 10 * TOKEN
 COOLDOWN = 7 * 86_400
 SLASH_BPS = 2_000
+MIN_WINDOW = 60
+DRAW_DELAY = 2
+MIN_BID_STAKE = TOKEN
 
 
 @dataclass
@@ -90,8 +93,9 @@ def shared_market() -> Market:
 
 def build_market(n_requesters: int = 2, n_workers: int = 5, n_validators: int = 4) -> Market:
     chain = embedded_chain(2 + n_requesters + n_workers + n_validators)
-    dep = deploy(chain.w3, chain.accounts[0], min_stake=MIN_STAKE, cooldown=COOLDOWN,
-                 slash_bps=SLASH_BPS)
+    dep = deploy(chain.w3, chain.accounts[0], dev=True, min_stake=MIN_STAKE, cooldown=COOLDOWN,
+                 slash_bps=SLASH_BPS, min_window=MIN_WINDOW, min_bid_stake=MIN_BID_STAKE,
+                 draw_delay=DRAW_DELAY)
     clients = [MarketClient(chain.w3, dep, a) for a in chain.accounts]
     for c in clients[1:]:
         c.faucet(FUNDS)
@@ -128,14 +132,24 @@ def run_auction(ctl, requester: MarketClient, job: int, bids: dict[MarketClient,
     reveal_bids(job, bids, salts)
 
 
+def draw_validators(ctl, who: MarketClient, job: int) -> None:
+    """Mine up to the job's seed block and draw its validators."""
+    st = who.job(job)
+    assert st.phase is Phase.DRAWING, st.phase
+    while who.block_number() <= st.deadline:
+        ctl.mine()
+    who.draw(job)
+
+
 def run_to_validation(
     ctl, requester: MarketClient, job: int, bids: dict[MarketClient, int]
 ) -> MarketClient:
-    """Auction, key release and result; returns the worker. The job is then in COMMIT."""
+    """Auction, key release, result and draw; returns the worker. The job is then in COMMIT."""
     run_auction(ctl, requester, job, bids)
     requester.release_key(job, b"\x01" * 129)
     worker = min(bids, key=lambda c: (bids[c], int(c.address, 16)))
     worker.submit_result(job, b"\x22" * 32, "magnet:?xt=urn:btih:" + "b" * 40)
+    draw_validators(ctl, worker, job)
     assert requester.job(job).phase in (Phase.COMMIT, Phase.CLOSED)
     return worker
 
@@ -146,3 +160,23 @@ def validate(job: int, validators: list[MarketClient], metrics: list[float]) -> 
     salts = [v.commit_metric(job, x) for v, x in zip(validators, fixed, strict=True)]
     for v, x, s in zip(validators, fixed, salts, strict=True):
         v.reveal_metric(job, x, s)
+
+
+def deploy_tree_harness(m: Market) -> Any:
+    """Deploy the test-only tree_harness.vy (the registry's draw tree behind plain calls)."""
+    import vyper
+    from vyper.cli.vyper_compile import get_search_paths
+    from vyper.compiler.input_bundle import FilesystemInputBundle
+    from vyper.compiler.settings import Settings
+
+    from morphware.contracts.compile import VYPER_DIR
+
+    src = Path(__file__).with_name("tree_harness.vy")
+    bundle = FilesystemInputBundle([VYPER_DIR, *get_search_paths()])
+    out = vyper.compile_code(src.read_text(), contract_path=src, input_bundle=bundle,
+                             output_formats=["abi", "bytecode"],
+                             settings=Settings(evm_version="cancun"))
+    factory = m.w3.eth.contract(abi=out["abi"], bytecode=out["bytecode"])
+    receipt = send(m.w3, m.deployer.account, factory.constructor(m.deployment.token),
+                   "deploy tree_harness")
+    return m.w3.eth.contract(address=receipt["contractAddress"], abi=out["abi"])
