@@ -165,11 +165,10 @@ def validate(job: int, validators: list[MarketClient], metrics: list[float]) -> 
 def deploy_tree_harness(m: Market) -> Any:
     """Deploy the test-only tree_harness.vy (the registry's draw tree behind plain calls)."""
     import vyper
+    from morphware.contracts.compile import VYPER_DIR
     from vyper.cli.vyper_compile import get_search_paths
     from vyper.compiler.input_bundle import FilesystemInputBundle
     from vyper.compiler.settings import Settings
-
-    from morphware.contracts.compile import VYPER_DIR
 
     src = Path(__file__).with_name("tree_harness.vy")
     bundle = FilesystemInputBundle([VYPER_DIR, *get_search_paths()])
