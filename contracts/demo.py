@@ -64,6 +64,10 @@ def demo_job(
     worker = next(w for w in workers if w.address == state.winner)
     worker.submit_result(job, b"\x24" * 32, "magnet:?xt=urn:btih:" + "1" * 40)
     spent(worker)
+    while worker.block_number() <= requester.job(job).deadline:  # the draw's seed block
+        ctl.mine()
+    worker.draw(job)
+    spent(worker)
     drawn = [v for v in validators if v.address in requester.validators_of(job)]
     log(f"result submitted; validators drawn: {[v.address for v in drawn]}")
     metric = to_fixed(0.95)
@@ -89,7 +93,7 @@ def demo_job(
 def embedded_demo(log: Callable[[str], None] = print) -> DemoResult:
     """Deploy on a fresh in-process chain, register 5 workers and 3 validators, run demo_job."""
     chain = embedded_chain(10)
-    dep = deploy(chain.w3, chain.accounts[0])
+    dep = deploy(chain.w3, chain.accounts[0], dev=True, min_window=60, draw_delay=2)
     clients = [MarketClient(chain.w3, dep, a) for a in chain.accounts[1:]]
     for c in clients:
         c.faucet(1_000 * TOKEN)

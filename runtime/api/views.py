@@ -214,7 +214,7 @@ def _terms(store: Store, rows: dict[str, JobRow]) -> dict[str, Any]:
 
 def bids_view(store: Store, job_id: int) -> dict[str, Any]:
     """Sealed bids seen on chain, revealed asks, our own bid, and the clearing price with the
-    rule that set it (second-lowest ask; the reserve, i.e. the max price, if only one)."""
+    rule that set it (pay-as-bid: the winner is paid its own ask)."""
     rows = job_rows(store, job_id)
     u = units_of(store)
     req = rows["requester"].facts if "requester" in rows else {}
@@ -252,10 +252,10 @@ def _price_rule(n_revealed: int, cleared: bool, in_auction: bool) -> str:
     if not in_auction:
         return "this node took no part in the auction"
     if not cleared:
-        return "not cleared yet: the winner is paid the second-lowest revealed ask"
+        return "not cleared yet: the lowest revealed ask wins and is paid that ask"
     if n_revealed == 1:
-        return "reserve price: only one ask was revealed"
-    return "second-lowest revealed ask"
+        return "the only revealed ask (pay-as-bid)"
+    return "the winner's own ask (pay-as-bid)"
 
 
 def metrics_view(store: Store, job_id: int) -> dict[str, Any]:

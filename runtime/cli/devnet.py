@@ -43,6 +43,8 @@ def devnet(
         help="Seconds between blocks while idle, so the chain clock (which every deadline is "
              "checked against) keeps moving; transactions are still mined at once. 0: blocks "
              "only on transactions."),
+    min_window: int = typer.Option(
+        10, min=1, help="Shortest window (seconds) any job phase may have on this market."),
 ) -> None:
     """Start anvil on 127.0.0.1, deploy token + market, fund the dev accounts from the faucet,
     write the deployment file, and keep running until Ctrl-C or SIGTERM (anvil stops with it,
@@ -62,7 +64,7 @@ def devnet(
         path = result.deployment.save(deployment)
         typer.echo(f"deployment file (in-process chain, for reference only): {path}")
         return
-    _run_anvil(port, deployment, accounts, fund, min_stake, cooldown, block_time)
+    _run_anvil(port, deployment, accounts, fund, min_stake, cooldown, block_time, min_window)
 
 
 def _stop_on_signals() -> dict[int, object]:
@@ -74,7 +76,7 @@ def _stop_on_signals() -> dict[int, object]:
 
 
 def _run_anvil(port: int, deployment: Path, accounts: int, fund: int, min_stake: int,
-               cooldown: int, block_time: float) -> None:
+               cooldown: int, block_time: float, min_window: int) -> None:
     from morphware.contracts import MarketClient, anvil_accounts, deploy, start_anvil
     from morphware.contracts.anvil import ensure_anvil
     from morphware.contracts.chain import PortInUseError
@@ -95,7 +97,10 @@ def _run_anvil(port: int, deployment: Path, accounts: int, fund: int, min_stake:
     try:
         w3 = Web3(Web3.HTTPProvider(url))
         keys = anvil_accounts(accounts)
-        dep = deploy(w3, keys[0], min_stake=min_stake * TOKEN, cooldown=cooldown)
+        # A dev deployment (faucet on); its validator draw waits one block after a result, so
+        # the devnet needs its idle blocks (--block-time) for draws to happen.
+        dep = deploy(w3, keys[0], dev=True, min_stake=min_stake * TOKEN, cooldown=cooldown,
+                     min_window=min_window, draw_delay=1)
         path = dep.save(deployment)
         for acct in keys:
             if fund:

@@ -23,6 +23,8 @@ from morphware.runtime.node.roles import build_node
 log = logging.getLogger("morphware.demo")
 
 TOKEN = 10**18
+MIN_WINDOW = 5
+"""The demo market's floor for job windows (seconds): its nodes poll every 0.1 s."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,8 @@ class LocalMarket:
         self.root = Path(root)
         self.chain = embedded_chain(n_accounts)
         self.w3 = self.chain.w3
-        self.deployment = deploy(self.w3, self.chain.accounts[0], min_stake=TOKEN)
+        self.deployment = deploy(self.w3, self.chain.accounts[0], dev=True, min_stake=TOKEN,
+                                 min_window=MIN_WINDOW, draw_delay=1)
         self.lock = lock_for(self.w3)
         self.control = ChainControl(self.w3)
         self.poll_interval = poll_interval
@@ -97,13 +100,19 @@ class LocalMarket:
         self._miner.start()
 
     def _produce_blocks(self, block_time: float) -> None:
-        """Mine an empty block when the chain has had none for ``block_time`` seconds, as any
-        live chain does: deadlines are checked against block time, and an idle eth-tester's
-        clock would stand still. (eth-tester stamps each block at least one second after its
-        parent, so mining more often would run the chain clock ahead of the wall clock.)"""
+        """Mine an empty block when the chain has had none for ``block_time`` wall-clock
+        seconds, as any live chain does: deadlines are checked against block time, the validator
+        draw waits for a block mined after the result, and an idle eth-tester would stand still.
+        (eth-tester stamps each block at least one second after its parent, so mining more
+        often would run the chain clock ahead of the wall clock; after a ``warp`` the chain
+        keeps its lead and ticks on at wall-clock pace.)"""
+        last_n, last_t = -1, time.time()
         while not self._closing.wait(block_time / 2):
             with self.lock:
-                if time.time() - self.control.now() >= block_time:
+                n = int(self.w3.eth.block_number)
+                if n != last_n:
+                    last_n, last_t = n, time.time()
+                elif time.time() - last_t >= block_time:
                     self.control.mine()
 
     def _sink(self, kind: str, data: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ FPGA-class one, training with every GEMM on the systolic array, from the array's
 three validators (two evaluate with torch on the CPU, one with the compiled systolic Program on
 the bit-exact ``golden`` backend), each node a thread with its own account, SQLite store,
 libtorrent session on loopback and HTTP endpoint. The digits job goes through sealed bids,
-second-price clearing, encrypted delivery, training, validation and settlement.
+pay-as-bid clearing, encrypted delivery, training, validation and settlement.
 
 The only thing the demo does that a real network would not is move the chain's clock: once every
 worker has sealed its bid it jumps to the end of the bid window (``ChainControl.advance_time``),
@@ -160,7 +160,7 @@ def summary(r: DemoResult) -> str:
         f"job {r.job_id}: {r.outcome.upper()} in {r.seconds:.1f}s",
         f"  winner          {r.winner}",
         "  asks (sealed)   " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(r.asks.items())),
-        f"  clearing price  {r.clearing_price:.4g} tokens (second-lowest ask)",
+        f"  clearing price  {r.clearing_price:.4g} tokens (the winner's own ask)",
         "  accuracy        " + ", ".join(f"{k}: {v:.4f}" for k, v in r.metrics.items()),
         "  payments        " + ", ".join(f"{k} {v:+.4g}" for k, v in r.payments.items()),
         "  time per phase  " + ", ".join(f"{k}: {v:.1f}s" for k, v in r.phases.items()),

@@ -29,12 +29,19 @@ class Status(StrEnum):
     FINALIZABLE = "finalizable"  # reveal window over (or all revealed), nobody finalized yet
     AWAITING_KEY = "awaiting_key"  # winner chosen; the requester must release the key
     WORKING = "working"          # key released; the result is due by ``deadline``
+    DRAWING = "drawing"          # result in; validators drawn once block ``deadline`` is mined
     COMMIT = "commit"            # result in; drawn validators commit their metric
     REVEAL = "reveal"            # validators reveal; the last reveal settles
     CLOSED = "closed"            # finished; see ``outcome``
 
 
-OUTCOMES = ("", "no_bids", "key_timeout", "work_timeout", "accepted", "rejected", "no_verdict")
+OUTCOMES = ("", "no_bids", "key_timeout", "work_timeout", "accepted", "rejected", "no_verdict",
+            "data_fault", "key_rejected")
+
+MODEL_UNUSABLE = 2**64 - 1
+"""Verdict: the trained model could not be fetched or decrypted (the worker's fault)."""
+DATA_UNUSABLE = 2**64 - 2
+"""Verdict: the test data could not be fetched or decrypted (the requester's fault)."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,9 @@ class ChainEvent:
 @dataclass(frozen=True)
 class ChainJob:
     """Everything the roles read about one job; amounts in base units, times in chain seconds.
-    ``deadline`` is the current phase's; ``outcome`` is set once the job is CLOSED."""
+    ``deadline`` is the current phase's (while DRAWING: the block number whose hash seeds the
+    draw); ``outcome`` is set once the job is CLOSED. ``windows`` = (bid, reveal, key, work,
+    verdict commit, verdict reveal) seconds."""
 
     job_id: int
     requester: str
@@ -72,6 +81,7 @@ class ChainJob:
     outcome: str = ""
     median: int = 0
     metrics: tuple[int, ...] = ()
+    windows: tuple[int, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -126,6 +136,10 @@ class Market(ABC):
     def is_registered(self, address: str, role: str) -> bool: ...
 
     @abstractmethod
+    def min_window(self) -> int:
+        """The shortest window (seconds) the market lets any job phase have."""
+
+    @abstractmethod
     def balance(self, address: str | None = None) -> int:
         """Token balance (wallet) of ``address`` (default: this node)."""
 
@@ -167,6 +181,14 @@ class Market(ABC):
 
     @abstractmethod
     def submit_result(self, job_id: int, magnet: str, content_hash: bytes) -> None: ...
+
+    @abstractmethod
+    def reject_key(self, job_id: int) -> None:
+        """Winner: the data key does not open the data (the job ends neutrally)."""
+
+    @abstractmethod
+    def draw(self, job_id: int) -> None:
+        """Anyone: draw a DRAWING job's validators once its seed block is mined."""
 
     @abstractmethod
     def commit_metric(self, job_id: int, metric: int, salt: bytes) -> None: ...
@@ -225,6 +247,9 @@ class Locked(Market):
     def is_registered(self, address: str, role: str) -> bool:
         return self._call(self._inner.is_registered, address, role)
 
+    def min_window(self) -> int:
+        return self._call(self._inner.min_window)
+
     def balance(self, address: str | None = None) -> int:
         return self._call(self._inner.balance, address)
 
@@ -260,6 +285,12 @@ class Locked(Market):
 
     def submit_result(self, job_id: int, magnet: str, content_hash: bytes) -> None:
         self._call(self._inner.submit_result, job_id, magnet, content_hash)
+
+    def reject_key(self, job_id: int) -> None:
+        self._call(self._inner.reject_key, job_id)
+
+    def draw(self, job_id: int) -> None:
+        self._call(self._inner.draw, job_id)
 
     def commit_metric(self, job_id: int, metric: int, salt: bytes) -> None:
         self._call(self._inner.commit_metric, job_id, metric, salt)

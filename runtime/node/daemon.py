@@ -73,7 +73,15 @@ class NodeConfig:
     action_threads: int = 1
     train_slots: int = 1
     eval_slots: int = 1
+    reaction_s: float = 0.0
+    """The shortest window this node can be sure to act in (see it, then get a transaction
+    mined). 0 means: 25 poll intervals, at least 5 s. Jobs that give this node less are refused,
+    with the reason recorded."""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reaction(self) -> float:
+        return self.reaction_s or max(5.0, 25 * self.poll_interval)
 
     def __post_init__(self) -> None:
         bad = [r for r in self.roles if r not in ROLES]

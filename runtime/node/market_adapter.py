@@ -108,9 +108,22 @@ class ContractsMarket(Market):
             args = dict(e.args)
             if e.name == "JobPosted":
                 args["artifacts"] = "\n".join(args.get("artifacts", []))
+            elif e.name == "TestKeysReleased":
+                args["wrapped_keys"] = self._unpack(args.get("wrapped_keys", b""))
             out.append(ChainEvent(name=e.name, block=e.block_number, job_id=int(e.job or 0),
                                   args=args))
         return out
+
+    @staticmethod
+    def _unpack(blob: bytes) -> list[bytes]:
+        """One wrapped test key per drawn validator; a malformed release gives nobody a key
+        (the validators then report the test data unusable)."""
+        from morphware.contracts.client import unpack_keys
+
+        try:
+            return unpack_keys(bytes(blob))
+        except ValueError:
+            return []
 
     @_refusals
     def job(self, job_id: int) -> ChainJob:
@@ -125,6 +138,8 @@ class ContractsMarket(Market):
         validators: tuple[str, ...] = ()
         outcome, median, metrics = "", 0, ()
         extra: dict[str, Any] = {"work_window": s.work_window, "key_window": s.key_window}
+        windows = (0, s.reveal_window, s.key_window, s.work_window, s.commit_window,
+                   s.metric_reveal_window)
         if s.phase in (Phase.COMMIT, Phase.REVEAL, Phase.CLOSED):
             validators = self._validators(job_id)
         if s.phase == Phase.CLOSED:
@@ -141,7 +156,7 @@ class ContractsMarket(Market):
             winner=s.winner if s.phase != Phase.BIDDING else None, price=s.price,
             validators=validators, n_metric_commits=s.n_metric_commits,
             n_metric_reveals=s.n_metric_reveals, outcome=outcome, median=median,
-            metrics=metrics, extra=extra)
+            metrics=metrics, windows=windows, extra=extra)
 
     @staticmethod
     def _status(s: Any, now: int, reveal_end: int) -> Status:
@@ -156,6 +171,7 @@ class ContractsMarket(Market):
         if s.phase == Phase.COMMIT and now > s.deadline:
             return Status.REVEAL  # the next call syncs the contract into its reveal phase
         return {Phase.AWAITING_KEY: Status.AWAITING_KEY, Phase.WORKING: Status.WORKING,
+                Phase.DRAWING: Status.DRAWING,
                 Phase.COMMIT: Status.COMMIT, Phase.REVEAL: Status.REVEAL,
                 Phase.CLOSED: Status.CLOSED}[s.phase]
 
@@ -206,6 +222,11 @@ class ContractsMarket(Market):
 
         flag = {"worker": Role.WORKER, "validator": Role.VALIDATOR}[role]
         return bool(self.client.account_info(address).roles & flag)
+
+    def min_window(self) -> int:
+        if not hasattr(self, "_min_window"):
+            self._min_window = int(self.client.min_window())
+        return self._min_window
 
     def balance(self, address: str | None = None) -> int:
         return int(self.client.token_balance(address))
@@ -277,6 +298,14 @@ class ContractsMarket(Market):
     @_refusals
     def submit_result(self, job_id: int, magnet: str, content_hash: bytes) -> None:
         self.client.submit_result(job_id, content_hash, magnet)
+
+    @_refusals
+    def reject_key(self, job_id: int) -> None:
+        self.client.reject_key(job_id)
+
+    @_refusals
+    def draw(self, job_id: int) -> None:
+        self.client.draw(job_id)
 
     @_refusals
     def commit_metric(self, job_id: int, metric: int, salt: bytes) -> None:

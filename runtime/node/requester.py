@@ -50,7 +50,9 @@ def market_terms(spec: JobSpec) -> dict[str, Any]:
     return {"max_price": m.max_price, "validator_fee": m.validator_fee,
             "validators": m.validators, "threshold": spec.metric.threshold,
             "metric": spec.metric.name, "lower_is_better": not spec.metric.higher_is_better,
-            "bid_stake": m.max_price * BID_STAKE_FRACTION,
+            # The market wants a bid stake that covers the validators' fees: a worker whose
+            # result is rejected then pays for its own validation.
+            "bid_stake": max(m.max_price * BID_STAKE_FRACTION, m.validators * m.validator_fee),
             "windows": [m.bid_window_s, m.reveal_window_s, m.reveal_window_s, m.work_window_s,
                         m.validation_window_s, max(30, m.validation_window_s // 2)]}
 
@@ -162,12 +164,41 @@ class Requester(Role):
         self.node.emit("requester.seeded", submission=local_id, name=name,
                        artifacts=sorted(files))
 
+    def _windows_problem(self, windows: list[int]) -> str | None:
+        """Why these windows cannot be posted (or served by this node), or None."""
+        floor = self.market.min_window()
+        names = ("bid", "reveal", "key", "work", "verdict commit", "verdict reveal")
+        short = [f"{n} {w} s" for n, w in zip(names, windows, strict=True) if w < floor]
+        if short:
+            return (f"window(s) {', '.join(short)} below the market's floor of {floor} s "
+                    "(raise them in the job's [market] table)")
+        if windows[2] < self.node.config.reaction:
+            return (f"key window {windows[2]} s is shorter than this node needs to release the "
+                    f"key ({self.node.config.reaction:g} s); raise reveal_window_s")
+        return None
+
     def _post(self, sub: Submission) -> None:
+        from morphware.runtime.node.chain import MarketError
+
         t = sub.facts["terms"]
         dec = self.market.decimals
+        problem = self._windows_problem([int(w) for w in t["windows"]])
+        if problem is not None:
+            self.store.update_submission(sub.local_id, state="failed", error=problem)
+            self.node.emit("requester.failed", submission=sub.local_id, error=problem)
+            return
         if self.store.update_submission(sub.local_id, state="posting").state != "posting":
             return  # cancelled by `morphware cancel` before we started posting
-        job_id = self.market.post_job(
+        try:
+            job_id = self._send_post(sub, t, dec)
+        except MarketError as e:
+            self.store.update_submission(sub.local_id, state="failed", error=str(e))
+            self.node.emit("requester.failed", submission=sub.local_id, error=str(e))
+            return
+        self._link(sub, job_id)
+
+    def _send_post(self, sub: Submission, t: dict[str, Any], dec: int) -> int:
+        return self.market.post_job(
             manifest_hash=bytes.fromhex(sub.facts["manifest_hash"]), metric=t["metric"],
             threshold=int(round(t["threshold"] * self.market.metric_scale)),
             lower_is_better=bool(t["lower_is_better"]), n_validators=int(t["validators"]),
@@ -176,7 +207,6 @@ class Requester(Role):
             bid_stake=to_base_units(t["bid_stake"], dec),
             windows=tuple(int(w) for w in t["windows"]),  # type: ignore[arg-type]
             artifacts=sub.facts["metadata"])
-        self._link(sub, job_id)
 
     def _link(self, sub: Submission, job_id: int) -> None:
         """Bind a submission to its job id (idempotent: the post's event may be seen again)."""
@@ -228,6 +258,9 @@ class Requester(Role):
         self._pull_progress(job.job_id, cj.winner)
         if cj.status == Status.WORKING and self.market.now() > cj.deadline:
             self.node.act("advance", job.job_id, lambda: self.market.advance(job.job_id))
+            cj = self.node.chain_job(job.job_id)
+        if cj.status == Status.DRAWING and self.market.head() > cj.deadline:
+            self.node.act("draw", job.job_id, lambda: self.market.draw(job.job_id))
             cj = self.node.chain_job(job.job_id)
         if cj.status == Status.CLOSED:
             self.set_phase(job.job_id, "closed", outcome=cj.outcome)

@@ -1,5 +1,8 @@
 """The validator role: when drawn, evaluate the trained model on the held-out test set and
-commit, then reveal, the metric.
+commit, then reveal, a verdict: the metric, or "model unusable" (the worker's model or its key
+never arrived or does not decrypt) or "test data unusable" (the same for the requester's test
+set). The market settles by the median verdict and slashes only validators that reveal nothing,
+so a validator always has something true to reveal, in time.
 
 Phases in the store (role "validator")::
 
@@ -28,7 +31,14 @@ import os
 import time
 from pathlib import Path
 
-from morphware.runtime.node.chain import ChainEvent, ChainJob, Status
+from morphware.runtime.node.chain import (
+    DATA_UNUSABLE,
+    MODEL_UNUSABLE,
+    ChainEvent,
+    ChainJob,
+    MarketError,
+    Status,
+)
 from morphware.runtime.node.jobmeta import JobMetadata
 from morphware.runtime.node.keys import unwrap_bundle
 from morphware.runtime.node.peers import fetch_mail
@@ -42,10 +52,38 @@ EVAL_GUESS_S = 10.0  # before the first measured evaluation
 EVAL_EMA = 0.5
 
 
+class Unusable(Exception):
+    """An input that will never work: ``fault`` is "model" (the worker's) or "data" (the
+    requester's)."""
+
+    def __init__(self, fault: str, why: str) -> None:
+        super().__init__(why)
+        self.fault = fault
+
+
+class Missing(NotReady):
+    """An input not there yet (mailbox empty, key not released, seeder away): ``fault`` says
+    whose it is, for the verdict if it is still missing when the commit window runs out."""
+
+    def __init__(self, fault: str, why: str) -> None:
+        super().__init__(why)
+        self.fault = fault
+
+
+VERDICTS = {"model": MODEL_UNUSABLE, "data": DATA_UNUSABLE}
+
+
 class Validator(Role):
     name = "validator"
 
     def setup(self) -> None:
+        floor, need = self.market.min_window(), self.node.config.reaction
+        if floor < need:
+            raise MarketError(
+                f"this market lets a job give its validators {floor} s to commit a verdict; this "
+                f"node needs {need:g} s to act, so a draw could get it slashed through no fault "
+                "of its own: not serving as a validator here (lower --poll or use a market with "
+                "longer windows)")
         if not self.market.is_registered(self.node.key.address, "validator"):
             self.market.register("validator", self.node.config.validator_stake,
                                  self.node.key.public_key)
@@ -157,52 +195,101 @@ class Validator(Role):
         if cj.status not in (Status.COMMIT,):
             self.set_phase(job.job_id, "missed", reason=f"job is {cj.status.value}")
             return
-        if "test_key" not in job.facts:
+        salt = os.urandom(32).hex()
+        if "test_key" not in job.facts:  # the requester's to release: its fault if it never does
+            if job.facts.get("waiting_for") != "data":
+                self.store.upsert_job(job.job_id, self.name, waiting_for="data")
+            if cj.deadline - self.market.now() <= self.node.config.reaction / 2:
+                self._judge_unusable(job.job_id, "data",
+                                     "the requester never released our test-set key", salt)
             return
         done, value, err = self.task_result(job.job_id, "evaluate")  # started by _schedule
-        if not done:
+        if done and err is None:
+            self.set_phase(job.job_id, "evaluated", metric=value, verdict="metric",
+                           metric_fixed=self.market.to_fixed(value), salt=salt,
+                           backend=self.node.config.eval_backend)
             return
-        if err is not None:
-            self.node.tasks.reset(job.job_id, "evaluate")  # e.g. the worker's mailbox not ready
+        # Whose input is still missing: an error that names nobody (the evaluation itself
+        # failed on the delivered model) counts against the model.
+        fault = getattr(err, "fault", "model") if done else job.facts.get("waiting_for")
+        if done and isinstance(err, Unusable):
+            self._judge_unusable(job.job_id, err.fault, str(err), salt)
             return
-        salt = os.urandom(32)
-        self.set_phase(job.job_id, "evaluated", metric=value, metric_fixed=self.market.to_fixed(value),
-                       salt=salt.hex(), backend=self.node.config.eval_backend)
+        if done:
+            self.node.tasks.reset(job.job_id, "evaluate")  # not there yet: try again
+            if fault is not None:
+                self.store.upsert_job(job.job_id, self.name, waiting_for=fault)
+        if fault is not None and cj.deadline - self.market.now() <= self.node.config.reaction / 2:
+            # Out of time: what is still missing is its owner's fault, and says so.
+            self._judge_unusable(job.job_id, fault, f"{fault} still missing at the deadline", salt)
+
+    def _judge_unusable(self, job_id: int, fault: str, why: str, salt: str) -> None:
+        self.node.emit("validator.unusable", job=job_id, fault=fault, reason=why)
+        self.set_phase(job_id, "evaluated", verdict=f"{fault} unusable", reason=why,
+                       metric_fixed=VERDICTS[fault], salt=salt)
 
     def _evaluate(self, job_id: int) -> float:
-        from morphware.runtime.node.engine import evaluate
+        from morphware.runtime.node.engine import evaluate, transient_errors, unsafe_input_error
 
         job = self.store.job(job_id, self.name)
         assert job is not None
-        meta = JobMetadata.decode(self.store.get_meta(f"job_artifacts:{job_id}") or "",
-                                  bytes.fromhex(self.store.get_meta(f"job_manifest:{job_id}")
-                                                or ""))
-        worker = job.facts.get("worker") or self._worker(job_id)
-        peer = self.node.peer_info(worker)
-        if peer is None:
-            raise NotReady(f"no peer info for worker {worker}")
-        mail = fetch_mail(peer.http_url, job_id, self.node.key.address)
-        if "result" not in mail:
-            raise NotReady(f"worker {worker} has not left the model key yet")
-        model_key = unwrap_bundle(mail["result"], self.node.key.private_key)["result"]
-        test_key = unwrap_bundle(bytes.fromhex(job.facts["test_key"]),
-                                 self.node.key.private_key)["test"]
         work = self.node.data_dir / "validate" / str(job_id)
         cfg = self.node.config
-        ref = meta.artifacts["test"]
-        test = self.node.fetch(ref.magnet, ref.content_hash, test_key, dest=work / "test.npz")
-        magnet = self.store.get_meta(f"result_magnet:{job_id}") or ""
-        rhash = bytes.fromhex(self.store.get_meta(f"result_hash:{job_id}") or "")
-        model = self.node.fetch(magnet, rhash, model_key, dest=work / "model.onnx")
+        model = self._open("model", lambda: self._fetch_model(job_id, job.facts, work),
+                           transient_errors())
+        test = self._open("data", lambda: self._fetch_test(job_id, job.facts, work),
+                          transient_errors())
         metric = self.store.get_meta(f"job_metric:{job_id}") or "accuracy"
         t0 = time.monotonic()
-        value = evaluate(Path(model), Path(test), metric, backend=cfg.eval_backend)
+        try:
+            value = evaluate(Path(model), Path(test), metric, backend=cfg.eval_backend)
+        except unsafe_input_error() as e:
+            raise Unusable("model", f"the model or test data was refused as unsafe: {e}") from e
         took = time.monotonic() - t0 + 1.0  # and the two fetches' bookkeeping
         self.store.set_meta("eval_seconds", str((1 - EVAL_EMA) * self.eval_seconds()
                                                 + EVAL_EMA * took))
         self.node.emit("validator.metric", job=job_id, metric=metric, value=value,
                        backend=cfg.eval_backend)
         return value
+
+    @staticmethod
+    def _open(fault: str, fn, transient: tuple[type[BaseException], ...]) -> Path:  # type: ignore[no-untyped-def]
+        """Run one fetch: a key or ciphertext that does not decrypt is ``fault``'s Unusable, a
+        transient failure is Missing (retried until the commit window runs out)."""
+        from morphware.runtime.delivery.crypto import DecryptionError
+        from morphware.runtime.node.keys import KeyBundleError
+
+        try:
+            return Path(fn())
+        except Missing:
+            raise
+        except (KeyBundleError, DecryptionError, KeyError) as e:
+            raise Unusable(fault, f"{fault}: {e}") from e
+        except transient as e:
+            raise Missing(fault, f"{fault}: {e}") from e
+
+    def _fetch_model(self, job_id: int, facts: dict, work: Path) -> Path:  # type: ignore[type-arg]
+        worker = facts.get("worker") or self._worker(job_id)
+        peer = self.node.peer_info(worker)
+        if peer is None:
+            raise Missing("model", f"no peer info for worker {worker}")
+        mail = fetch_mail(peer.http_url, job_id, self.node.key.address)
+        if "result" not in mail:
+            raise Missing("model", f"worker {worker} has not left the model key yet")
+        model_key = unwrap_bundle(mail["result"], self.node.key.private_key)["result"]
+        magnet = self.store.get_meta(f"result_magnet:{job_id}") or ""
+        rhash = bytes.fromhex(self.store.get_meta(f"result_hash:{job_id}") or "")
+        return self.node.fetch(magnet, rhash, model_key, dest=work / "model.onnx")
+
+    def _fetch_test(self, job_id: int, facts: dict, work: Path) -> Path:  # type: ignore[type-arg]
+        if "test_key" not in facts:
+            raise Missing("data", "the requester has not released our test-set key")
+        test_key = unwrap_bundle(bytes.fromhex(facts["test_key"]), self.node.key.private_key)["test"]
+        meta = JobMetadata.decode(self.store.get_meta(f"job_artifacts:{job_id}") or "",
+                                  bytes.fromhex(self.store.get_meta(f"job_manifest:{job_id}")
+                                                or ""))
+        ref = meta.artifacts["test"]
+        return self.node.fetch(ref.magnet, ref.content_hash, test_key, dest=work / "test.npz")
 
     def _commit(self, job: JobRow, cj: ChainJob) -> None:
         if cj.status != Status.COMMIT:

@@ -52,6 +52,11 @@ HOLDING = ("committed", "revealed", "won", "queued", "training")
 """Phases in which a job occupies (or may come to occupy) this worker's training slots."""
 
 
+class UnusableKey(Exception):
+    """The data key the requester released does not open the job's data: reject it on chain
+    (a neutral end) instead of failing to deliver (which would cost our bid stake)."""
+
+
 class Worker(Role):
     name = "worker"
 
@@ -156,7 +161,7 @@ class Worker(Role):
         handler = {"seen": self._seen, "committed": self._committed, "revealed": self._revealed,
                    "won": self._won, "queued": self._queued, "training": self._training,
                    "submitted": self._submitted,
-                   "lost": self._finish}.get(job.phase)
+                   "lost": self._finish, "key_rejected": self._finish}.get(job.phase)
         if handler is not None:
             handler(job, cj)
 
@@ -169,6 +174,10 @@ class Worker(Role):
             return
         bid = self.store.bid(job.job_id)
         if bid is None:
+            short = self._too_short(cj)
+            if short is not None:
+                self.set_phase(job.job_id, "skipped", reason=short)
+                return
             try:
                 meta = self._meta(job)
                 with self._bid_lock:  # the estimate is saved before the next job is priced
@@ -226,6 +235,15 @@ class Worker(Role):
         self.store.upsert_job(cj.job_id, self.name, wait_s=round(wait, 2))
         return to_base_units(q.ask, self.market.decimals), round(q.seconds, 2)
 
+    def _too_short(self, cj: ChainJob) -> str | None:
+        """Why a window we must act in is too short for this node, or None."""
+        need = self.node.config.reaction
+        for name, i in (("reveal", 1), ("work", 3)):
+            if len(cj.windows) > i and cj.windows[i] < need:
+                return (f"the {name} window ({cj.windows[i]} s) is shorter than this node needs "
+                        f"to act ({need:g} s)")
+        return None
+
     def _prefetch(self, meta: JobMetadata) -> None:
         """Download the ciphertexts during the auction (no key needed), so a win starts work."""
         for name in ARTIFACTS_FOR_WINNER:
@@ -270,7 +288,7 @@ class Worker(Role):
         if cj.status == Status.CLOSED:
             self._finish(job, cj)
             return
-        if cj.status in (Status.COMMIT, Status.REVEAL):
+        if cj.status in (Status.DRAWING, Status.COMMIT, Status.REVEAL):
             # Our result is on chain already (we crashed after sending it): carry on from there.
             self.set_phase(job.job_id, "submitted")
             return
@@ -284,7 +302,16 @@ class Worker(Role):
             if isinstance(err, transient_errors()):  # a seeder away for now: try again next tick
                 self.node.tasks.reset(job.job_id, "train")
                 return
-            kind = "refused unsafe input" if isinstance(err, unsafe_input_error()) else "error"
+            if isinstance(err, UnusableKey):
+                if self.node.act("reject_key", job.job_id,
+                                 lambda: self.market.reject_key(job.job_id)):
+                    self.node.emit("worker.key_rejected", job=job.job_id, reason=str(err))
+                    self.set_phase(job.job_id, "key_rejected", reason=str(err))
+                return
+            unsafe = isinstance(err, unsafe_input_error())
+            kind = "refused unsafe input" if unsafe else "error"
+            if unsafe:  # the requester's artifacts cannot be used: end the job neutrally
+                self.node.act("reject_key", job.job_id, lambda: self.market.reject_key(job.job_id))
             self.set_phase(job.job_id, "failed", error=f"{kind}: {err}")
             return
         art = self.store.artifact(job.job_id, "result")
@@ -304,14 +331,8 @@ class Worker(Role):
         if done is not None and done.magnet and Path(done.path).is_file():
             return float(job.facts.get("train_seconds", 0.0))  # published before a restart
         meta = self._meta(job)
-        keys = unwrap_bundle(bytes.fromhex(job.facts["wrapped_key"]), self.node.key.private_key)
+        paths = self._open_inputs(job_id, job.facts["wrapped_key"], meta)
         work = self.node.data_dir / "work" / str(job_id)
-        paths: dict[str, Path] = {}
-        for name in ARTIFACTS_FOR_WINNER:
-            ref = meta.artifacts[name]
-            suffix = {"model": ".onnx", "train": ".npz", "recipe": ".toml"}[name]
-            paths[name] = self.node.fetch(ref.magnet, ref.content_hash, keys[name],
-                                          dest=work / f"{name}{suffix}")
         self.node.check_stopped()
         buf: list[dict[str, Any]] = []
         flushed = [time.monotonic(), 0]
@@ -365,7 +386,30 @@ class Worker(Role):
                        metrics=trained.metrics)
         return round(trained.seconds, 3)
 
+    def _open_inputs(self, job_id: int, wrapped_hex: str, meta: JobMetadata) -> dict[str, Path]:
+        """Unwrap the data key and fetch + decrypt every input; a key that does not open them
+        raises UnusableKey (a seeder that is away raises a transient error instead)."""
+        from morphware.runtime.delivery.crypto import DecryptionError
+        from morphware.runtime.node.keys import KeyBundleError
+
+        work = self.node.data_dir / "work" / str(job_id)
+        try:
+            keys = unwrap_bundle(bytes.fromhex(wrapped_hex), self.node.key.private_key)
+            paths: dict[str, Path] = {}
+            for name in ARTIFACTS_FOR_WINNER:
+                ref = meta.artifacts[name]
+                suffix = {"model": ".onnx", "train": ".npz", "recipe": ".toml"}[name]
+                if name not in keys:
+                    raise UnusableKey(f"the released key bundle has no key for {name!r}")
+                paths[name] = self.node.fetch(ref.magnet, ref.content_hash, keys[name],
+                                              dest=work / f"{name}{suffix}")
+        except (KeyBundleError, DecryptionError) as e:
+            raise UnusableKey(f"the released data key does not open the job's data: {e}") from e
+        return paths
+
     def _submitted(self, job: JobRow, cj: ChainJob) -> None:
+        if cj.status == Status.DRAWING and self.market.head() > cj.deadline:
+            self.node.act("draw", job.job_id, lambda: self.market.draw(job.job_id))
         art = self.store.artifact(job.job_id, "result")
         if art is not None:
             for v in cj.validators:
@@ -376,8 +420,8 @@ class Worker(Role):
             self._finish(job, cj)
 
     def _finish(self, job: JobRow, cj: ChainJob) -> None:
-        if cj.status not in (Status.CLOSED, Status.AWAITING_KEY, Status.WORKING, Status.COMMIT,
-                             Status.REVEAL):
+        if cj.status not in (Status.CLOSED, Status.AWAITING_KEY, Status.WORKING, Status.DRAWING,
+                             Status.COMMIT, Status.REVEAL):
             return
         self.collect(job.job_id)
         outcome = cj.outcome if job.phase != "lost" else "lost"

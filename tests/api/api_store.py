@@ -52,7 +52,8 @@ def post_requester_job(store: Store, job_id: int = REQ_JOB) -> int:
 
 
 def run_auction(store: Store, job_id: int = REQ_JOB) -> None:
-    """Bids sealed, then revealed; finalized: the lowest ask wins at the second-lowest."""
+    """Bids sealed, then revealed; finalized: the lowest ask wins. (The price recorded here is
+    the fixture's own figure; the views only display what the chain reported.)"""
     store.upsert_job(job_id, "requester", bids={w: 0 for w in WORKERS})
     store.upsert_job(job_id, "requester",
                      revealed_bids={w: to_base_units(a) for w, a in ASKS.items()})

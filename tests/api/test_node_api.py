@@ -87,16 +87,16 @@ def test_job_detail_timeline_in_phase_order_and_no_secrets(client: TestClient) -
     assert "magnet:" not in body
 
 
-def test_bids_sorted_by_ask_with_winner_and_second_price(client: TestClient) -> None:
+def test_bids_sorted_by_ask_with_winner_paid_its_ask(client: TestClient) -> None:
     b = client.get(f"/api/jobs/{REQ_JOB}/bids").json()
     assert [x["bidder"] for x in b["bids"]] == WORKERS
     assert [x["ask"] for x in b["bids"]] == pytest.approx([0.6, 1.1, 2.0])
     assert [x["winner"] for x in b["bids"]] == [True, False, False]
     assert b["clearing_price"] == pytest.approx(1.1)
-    assert b["rule"] == "second-lowest revealed ask" and b["max_price"] == 5.0
+    assert b["rule"] == "the winner's own ask (pay-as-bid)" and b["max_price"] == 5.0
     p = client.get(f"/api/jobs/{REQ_JOB}/price").json()
     assert p == {"job_id": REQ_JOB, "clearing_price": pytest.approx(1.1), "max_price": 5.0,
-                 "winner": WORKERS[0], "rule": "second-lowest revealed ask"}
+                 "winner": WORKERS[0], "rule": "the winner's own ask (pay-as-bid)"}
 
 
 def test_own_bid_shown_without_salt(client: TestClient) -> None:
@@ -114,7 +114,7 @@ def test_winning_worker_sees_itself_as_winner(client: TestClient, store: Store) 
     assert client.get(f"/api/jobs/{WORKER_JOB}/bids").json()["winner"] == "0x" + "c" * 40
 
 
-def test_sealed_bids_and_single_reveal_pays_reserve(tmp_path: Path) -> None:
+def test_sealed_bids_and_single_reveal_pays_its_ask(tmp_path: Path) -> None:
     store = make_store(tmp_path)
     post_requester_job(store)
     store.upsert_job(REQ_JOB, "requester", bids={w: 0 for w in WORKERS})
@@ -124,11 +124,11 @@ def test_sealed_bids_and_single_reveal_pays_reserve(tmp_path: Path) -> None:
         assert b["clearing_price"] is None and b["rule"].startswith("not cleared yet")
         store.upsert_job(REQ_JOB, "requester", "working", winner=WORKERS[2],
                          revealed_bids={WORKERS[2]: to_base_units(2.0)},
-                         price=to_base_units(5.0))
+                         price=to_base_units(2.0))
         b = c.get(f"/api/jobs/{REQ_JOB}/bids").json()
         assert b["bids"][0] == {"bidder": WORKERS[2], "revealed": True, "ask": 2.0,
                                 "winner": True}
-        assert b["clearing_price"] == 5.0 and b["rule"].startswith("reserve price")
+        assert b["clearing_price"] == 2.0 and b["rule"] == "the only revealed ask (pay-as-bid)"
     store.close()
 
 

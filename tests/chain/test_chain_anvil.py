@@ -6,7 +6,16 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from chain_testlib import MIN_STAKE, TOKEN, client_of, run_to_validation, terms, validate
+from chain_testlib import (
+    DRAW_DELAY,
+    MIN_STAKE,
+    MIN_WINDOW,
+    TOKEN,
+    client_of,
+    run_to_validation,
+    terms,
+    validate,
+)
 from morphware.contracts import (
     ChainControl,
     ContractError,
@@ -40,7 +49,8 @@ def test_full_job_on_anvil(anvil_url: str, tmp_path) -> None:
 
     w3 = Web3(Web3.HTTPProvider(anvil_url))
     accounts = anvil_accounts(10)
-    dep = deploy(w3, accounts[0], min_stake=MIN_STAKE)
+    dep = deploy(w3, accounts[0], dev=True, min_stake=MIN_STAKE, min_window=MIN_WINDOW,
+                 draw_delay=DRAW_DELAY)
     path = dep.save(tmp_path / "deployment.json")
     # Each node would load the deployment file and sign with its own key.
     clients = [
@@ -66,7 +76,7 @@ def test_full_job_on_anvil(anvil_url: str, tmp_path) -> None:
     validate(job, drawn, [0.92, 0.97, 0.95])
     (closed,) = req.events(name="JobClosed", job=job)
     assert Outcome(closed.args["outcome"]) is Outcome.ACCEPTED
-    assert worker.balance() == 40 * TOKEN + 5 * TOKEN
+    assert worker.balance() == 30 * TOKEN + 5 * TOKEN  # paid its own ask, stake back
     for c in clients[:8]:
         if c.balance():
             c.withdraw()
@@ -81,13 +91,13 @@ def test_deadlines_follow_wall_clock_on_anvil_without_new_blocks(anvil_url: str)
 
     w3 = Web3(Web3.HTTPProvider(anvil_url))
     accounts = anvil_accounts(10)
-    dep = deploy(w3, accounts[0], min_stake=MIN_STAKE)
+    dep = deploy(w3, accounts[0], dev=True, min_stake=MIN_STAKE, min_window=1)
     req, w = (MarketClient(w3, dep, a) for a in accounts[8:10])
     for c in (req, w):
         c.faucet(200 * TOKEN)
         c.approve()
-    w.register(Role.WORKER, MIN_STAKE)
-    job = req.post_job(terms(bid_window=1, reveal_window=30))
+    w.register(Role.WORKER | Role.VALIDATOR, MIN_STAKE)
+    job = req.post_job(terms(bid_window=1, reveal_window=30, n_validators=1))
     salt = w.commit_bid(job, TOKEN)
     deadline = req.job(job).deadline
     for _ in range(50):  # bounded: at most ~5 s

@@ -1,9 +1,11 @@
 """Property-based test: random sequences of every market action over several jobs.
 
-After every step: tokens are conserved (total supply = every holder's balance) and the market's
-token balance equals what it owes (free balances + stakes + funds held per job). At the end of each
-run, every deadline is let pass, an outsider moves every job to its end, everyone unstakes, and
-every party withdraws what it is owed: the market must be left holding nothing.
+After every step: tokens are conserved (total supply, which burns lower, = every holder's
+balance) and the market's token balance equals what it owes (free balances + stakes + funds held
+per job). At the end of each run, every deadline is let pass, an outsider moves every job to its
+end, every silent validator is slashed, everyone unstakes, and every party withdraws what it is
+owed: the market must be left holding nothing. Actions include cheating ones (silence in any
+phase, false verdicts, wrong reveals, bogus keys rejected by the worker).
 
 Two kinds of rules: ``progress`` does the next honest step of a job (so runs reach late phases),
 the others are arbitrary actions by arbitrary parties, which the contract may refuse."""
@@ -23,10 +25,19 @@ from chain_testlib import (
     shared_market,
     terms,
 )
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import Phase as Stage
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from morphware.contracts import ContractError, MarketClient, Phase, Role
+from morphware.contracts import (
+    DATA_UNUSABLE,
+    MODEL_UNUSABLE,
+    ContractError,
+    MarketClient,
+    Phase,
+    Role,
+    to_fixed,
+)
 
 MAX_JOBS = 3
 _READER: list[Any] = []
@@ -55,7 +66,6 @@ class MarketMachine(RuleBasedStateMachine):
         self.metrics: dict[tuple[int, str], tuple[int, bytes]] = {}
         self.drawn: dict[int, list[str]] = {}
         self.holders = [c.address for c in self.m.everyone] + [self.m.deployment.market]
-        self.supply = self.m.deployer.token.functions.totalSupply().call()
         self.ok = 0
 
     # ------------------------------------------------------------ helpers
@@ -79,12 +89,13 @@ class MarketMachine(RuleBasedStateMachine):
         return next(c for c in clients if c.address == address)
 
     def do_post(self, p: dict[str, int]) -> None:
+        stake = max(p["stake"], p["n_val"] * p["fee"], 1)
         t = terms(n_validators=p["n_val"], max_price=p["max_price"] * TOKEN,
-                  validator_fee=p["fee"] * TOKEN, bid_stake=p["stake"] * TOKEN,
+                  validator_fee=p["fee"] * TOKEN, bid_stake=stake * TOKEN,
                   lower_is_better=bool(p["lower"]), threshold=500_000)
         try:
             self.jobs.append(self.m.requesters[p["r"]].post_job(t))
-        except ContractError:
+        except (ContractError, ValueError):
             return
         self.ok += 1
 
@@ -132,12 +143,21 @@ class MarketMachine(RuleBasedStateMachine):
             self.attempt(self.by_address(self.m.requesters, st_.requester).release_key, job, b"k")
         elif st_.phase is Phase.WORKING and mask & 1:
             worker = self.by_address(self.m.workers, st_.winner)
-            self.attempt(worker.submit_result, job, b"\x33" * 32, "magnet:?xt=urn:btih:r")
+            if mask & 2:
+                self.attempt(worker.submit_result, job, b"\x33" * 32, "magnet:?xt=urn:btih:r")
+            else:  # the data key did not open the data
+                self.attempt(worker.reject_key, job)
+        elif st_.phase is Phase.DRAWING:
+            self.m.ctl.mine()
+            self.m.ctl.mine()
+            self.m.ctl.mine()
+            self.attempt(self.m.outsider.draw, job)
         elif st_.phase is Phase.COMMIT:
             for i, addr in enumerate(self.drawn.get(job, [])):
                 if mask >> i & 1:
                     validator = self.by_address(self.m.validators, addr)
-                    self.do_commit_metric(job, validator, prices[i] * 8_000)
+                    verdict = [MODEL_UNUSABLE, DATA_UNUSABLE, prices[i] * 8_000][prices[i] % 3]
+                    self.do_commit_metric(job, validator, verdict)
         elif st_.phase is Phase.REVEAL:
             sealed = [(k, v) for k, v in sorted(self.metrics.items()) if k[0] == job]
             for i, ((_, addr), (fixed, salt)) in enumerate(sealed):
@@ -204,6 +224,17 @@ class MarketMachine(RuleBasedStateMachine):
         self.attempt(self.m.workers[w].submit_result, self.job(j), b"\x33" * 32, "magnet:r")
 
     @precondition(lambda self: self.jobs)
+    @rule(j=st.integers(0, MAX_JOBS), w=st.integers(0, 4))
+    def reject_key(self, j: int, w: int) -> None:
+        self.attempt(self.m.workers[w].reject_key, self.job(j))
+
+    @precondition(lambda self: self.jobs)
+    @rule(j=st.integers(0, MAX_JOBS))
+    def draw(self, j: int) -> None:
+        self.m.ctl.mine()
+        self.attempt(self.m.outsider.draw, self.job(j))
+
+    @precondition(lambda self: self.jobs)
     @rule(j=st.integers(0, MAX_JOBS), v=st.integers(0, 3), metric=st.integers(0, 1000))
     def commit_metric(self, j: int, v: int, metric: int) -> None:
         self.do_commit_metric(self.job(j), self.m.validators[v], metric * 1000)
@@ -244,7 +275,7 @@ class MarketMachine(RuleBasedStateMachine):
     @invariant()
     def tokens_conserved_and_market_solvent(self) -> None:
         held = self.reader.functions.total_of(self.m.deployment.token, self.holders).call()
-        assert held == self.supply
+        assert held == self.m.deployer.token.functions.totalSupply().call()
         market = self.m.deployer.token_balance(self.m.deployment.market)
         assert market == self.m.liabilities(len(self.jobs))
 
@@ -256,13 +287,16 @@ class MarketMachine(RuleBasedStateMachine):
         for c in m.everyone:
             if c.account_info().roles:
                 c.request_unstake()
-        for _ in range(6):
+        for _ in range(8):
             m.ctl.advance_time(3 * WINDOW)
             for job in self.jobs:
                 if m.deployer.job(job).phase is not Phase.CLOSED:
                     m.outsider.advance(job)
         assert all(m.deployer.job(j).phase is Phase.CLOSED for j in self.jobs)
         assert all(m.deployer.job_held(j) == 0 for j in self.jobs)
+        for job in self.jobs:  # a validator that stayed silent cannot leave before its slash
+            for addr in self.drawn.get(job, []):
+                self.attempt(m.outsider.slash_validator, job, addr)
         m.ctl.advance_time(COOLDOWN + 1)
         for c in m.everyone:
             if c.stake():
@@ -285,3 +319,166 @@ MarketMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestMarketStateful = pytest.mark.chain(MarketMachine.TestCase)
+
+
+# ------------------------------------------------------------------ deviators vs counterfactuals
+
+REQUESTER_MOVES = ("honest", "no_key", "bogus_key", "no_test_keys", "shill_low", "shill_high")
+WORKER_MOVES = ("honest", "no_reveal", "garbage", "no_result")
+VALIDATOR_MOVES = ("honest", "silent", "no_reveal", "lie")
+ASKS = (40, 60)  # the would-be winner and an honest competitor
+
+
+class Run:
+    """One job played from a snapshot with a strategy per party; payoffs in tokens.
+
+    A requester values a model that passed validation at what it escrowed for it (max price +
+    fees); everybody else values tokens only. Conservation and solvency are checked after every
+    transaction of the run."""
+
+    def __init__(self, m: Market, req_move: str, worker_move: str, val_move: str, liar: int) -> None:
+        self.m, self.req_move, self.worker_move = m, req_move, worker_move
+        self.val_move, self.liar = val_move, liar
+        self.deviant_validator = ""
+        self.slot = ""  # the validator drawn at position `liar` (draws differ between runs)
+        self.reader = reader(m)
+        self.holders = [c.address for c in m.everyone] + [m.deployment.token, m.deployment.market]
+
+    def check(self) -> None:
+        m = self.m
+        held = self.reader.functions.total_of(m.deployment.token, self.holders).call()
+        assert held == m.deployer.token.functions.totalSupply().call()
+        assert m.deployer.token_balance(m.deployment.market) == m.liabilities()
+
+    def play(self) -> dict[str, int]:
+        m = self.m
+        snap = m.ctl.snapshot()
+        try:
+            return self._play()
+        finally:
+            m.ctl.revert(snap)
+
+    def _play(self) -> dict[str, int]:
+        m, t = self.m, terms()
+        req, honest_w, rival, shill = m.requesters[0], m.workers[0], m.workers[1], m.workers[4]
+        start = {c.address: c.token_balance() + c.balance() + c.stake() for c in m.everyone}
+        job = req.post_job(t)
+        bids = {honest_w: ASKS[0] * TOKEN, rival: ASKS[1] * TOKEN}
+        if self.req_move.startswith("shill"):  # the requester's sybil bids below or between
+            bids[shill] = (30 if self.req_move == "shill_low" else 50) * TOKEN
+        salts = {c: c.commit_bid(job, p) for c, p in bids.items()}
+        self.check()
+        m.ctl.advance_time(WINDOW + 1)
+        for c, p in bids.items():
+            if not (c is honest_w and self.worker_move == "no_reveal"):
+                c.reveal_bid(job, p, salts[c])
+        m.ctl.advance_time(WINDOW + 1)
+        m.outsider.advance(job)
+        self.check()
+        st = req.job(job)
+        winner = next(c for c in bids if c.address == st.winner)
+        self._work(job, req, winner, shill)
+        self.check()
+        closed = req.events(name="JobClosed", job=job)[0]
+        for v in m.deployer.validators_of(job):
+            if m.deployer.validator_slot(job, v) not in (REVEALED_SLOT, SLASHED_SLOT):
+                m.outsider.slash_validator(job, v)
+        self.check()
+        pay = {a: c.token_balance() + c.balance() + c.stake() - start[a]
+               for a, c in ((c.address, c) for c in m.everyone)}
+        if int(closed.args["outcome"]) == 4:  # ACCEPTED: the requester holds a validated model
+            pay[req.address] += t.max_price + t.n_validators * t.validator_fee
+        pay["requester+sybil"] = pay[req.address] + pay[shill.address]
+        pay["deviant_validator"] = self.deviant_validator  # type: ignore[assignment]
+        pay["slot"] = pay[self.slot] if self.slot else 0
+        return pay
+
+    def _work(self, job: int, req: MarketClient, winner: MarketClient, shill: MarketClient) -> None:
+        m = self.m
+        if self.req_move == "no_key":
+            m.ctl.advance_time(WINDOW + 1)
+            m.outsider.advance(job)
+            return
+        req.release_key(job, b"\x01" * 129)
+        deviant = winner is m.workers[0] and self.worker_move in ("garbage", "no_result")
+        if winner is shill or (deviant and self.worker_move == "no_result"):
+            m.ctl.advance_time(WINDOW + 1)  # nobody delivers
+            m.outsider.advance(job)
+            return
+        if self.req_move == "bogus_key" and not deviant:
+            winner.reject_key(job)  # an honest worker cannot open the data: neutral end
+            return
+        garbage = deviant or self.req_move == "bogus_key"
+        winner.submit_result(job, (b"\x66" if garbage else b"\x22") * 32, "magnet:?xt=urn:btih:r")
+        while m.deployer.block_number() <= req.job(job).deadline:
+            m.ctl.mine()
+        m.outsider.draw(job)
+        self.check()
+        drawn = [self.by_address(a) for a in m.deployer.validators_of(job)]
+        keys = self.req_move != "no_test_keys"
+        if keys:
+            req.release_test_keys(job, {v.address: b"k" for v in drawn})
+        truth = DATA_UNUSABLE if not keys else MODEL_UNUSABLE if garbage else to_fixed(0.95)
+        salts = {}
+        if self.liar < len(drawn):
+            self.slot = drawn[self.liar].address
+            if self.val_move != "honest":
+                self.deviant_validator = self.slot
+        for i, v in enumerate(drawn):
+            move = self.val_move if i == self.liar else "honest"
+            if move == "silent":
+                continue
+            said = (MODEL_UNUSABLE if truth != MODEL_UNUSABLE else to_fixed(0.95)) \
+                if move == "lie" else truth
+            salts[v] = (said, v.commit_metric(job, said), move)
+        if req.job(job).phase is Phase.COMMIT:  # someone stayed silent: wait out the commits
+            m.ctl.advance_time(WINDOW + 1)
+        for v, (said, salt, move) in salts.items():
+            if move != "no_reveal" and req.job(job).phase is not Phase.CLOSED:
+                v.reveal_metric(job, said, salt)
+        if req.job(job).phase is not Phase.CLOSED:
+            m.ctl.advance_time(WINDOW + 1)
+            m.outsider.advance(job)
+
+    def by_address(self, address: str) -> MarketClient:
+        return next(c for c in self.m.validators if c.address == address)
+
+
+REVEALED_SLOT = (2).to_bytes(32, "big")
+SLASHED_SLOT = (3).to_bytes(32, "big")
+
+
+@pytest.mark.chain
+@pytest.mark.slow
+@settings(max_examples=8, deadline=None, derandomize=True,
+          phases=[Stage.explicit, Stage.generate], suppress_health_check=[HealthCheck.too_slow])
+@given(req_move=st.sampled_from(REQUESTER_MOVES), worker_move=st.sampled_from(WORKER_MOVES),
+       val_move=st.sampled_from(VALIDATOR_MOVES), liar=st.integers(0, 2))
+def test_no_deviation_pays_and_no_honest_party_loses(req_move: str, worker_move: str,
+                                                     val_move: str, liar: int) -> None:
+    """Each party plays honestly or one deviation (at most one validator deviates: a colluding
+    majority of drawn validators is a documented residual risk). Every deviator ends with no more
+    than it would have had playing honestly against the same others; every honest party ends
+    with at least what it put in."""
+    m = shared_market()
+    played = Run(m, req_move, worker_move, val_move, liar).play()
+    req, w0 = m.requesters[0].address, m.workers[0].address
+    honest_profile = {"req": req_move == "honest", "worker": worker_move == "honest",
+                      "val": val_move == "honest"}
+    if not honest_profile["req"]:
+        cf = Run(m, "honest", worker_move, val_move, liar).play()
+        assert played["requester+sybil"] <= cf["requester+sybil"], (req_move, played, cf)
+    else:
+        assert played[req] >= 0
+    if not honest_profile["worker"]:
+        cf = Run(m, req_move, "honest", val_move, liar).play()
+        assert played[w0] <= cf[w0], (worker_move, played, cf)
+    else:
+        assert played[w0] >= 0
+    if not honest_profile["val"]:
+        cf = Run(m, req_move, worker_move, "honest", liar).play()
+        assert played["slot"] <= cf["slot"], (val_move, played, cf)
+    for v in m.validators:
+        if v.address != played["deviant_validator"]:
+            assert played[v.address] >= 0
+    assert played[m.workers[1].address] >= 0  # the honest rival never loses

@@ -55,7 +55,7 @@ def test_finished_job_api_reports_node_and_each_validators_metric(local_market, 
     job = post(local_market, tmp_path / "pkg")
     assert local_market.warp_past_bidding(job, 1, timeout=20)
     req = local_market.nodes["requester"]
-    assert wait_phase(req, job, "requester", "done", 60), req.store.timeline(job)
+    assert wait_phase(req, job, "requester", "done", 90), req.store.timeline(job)
     cj = req.market.job(job)
     own = {local_market.nodes[v].key.address.lower():
            local_market.nodes[v].store.job(job, "validator").facts["metric"]
@@ -91,7 +91,8 @@ def test_node_command_serves_its_dashboard_and_refuses_a_busy_port(tmp_path):
         accts = anvil_accounts(3)
         from web3 import Web3
 
-        dep = deploy(Web3(Web3.HTTPProvider(url)), accts[0]).save(tmp_path / "deployment.json")
+        dep = deploy(Web3(Web3.HTTPProvider(url)), accts[0], dev=True, min_window=10,
+                     draw_delay=1).save(tmp_path / "deployment.json")
         ks = tmp_path / "k.json"
         create_keystore(ks, "pw", bytes(accts[1].key), scrypt_n=2**10)
 

@@ -1,0 +1,106 @@
+"""Cheating strategies against honest nodes, on the embedded market: a requester that releases a
+data key that opens nothing, a requester that never releases the test-set keys, and a worker
+that commits a result nobody can fetch. In each the honest nodes follow the protocol and end with
+at least what they put in (plus their pay where they worked); the cheater gains nothing.
+
+A cheater is an honest node whose market port is swapped for one that lies at one call."""
+
+from __future__ import annotations
+
+import pytest
+from morphware.runtime.demo import TOKEN
+from node_helpers import CAST, post, wait_phase
+
+pytestmark = [pytest.mark.chain, pytest.mark.integration]
+
+FEE = 1 * TOKEN
+BID_STAKE = 5 * TOKEN
+
+
+def _start(market, names):
+    for p in CAST:
+        if p.name in names:
+            market.add(p)
+    return market.balances()
+
+
+def _delta(market, before):
+    after = market.balances()
+    return {k: after[k] - before[k] for k in before}
+
+
+def _outcome(market, job) -> str:
+    return market.nodes["requester"].market.job(job).outcome
+
+
+def _run_out_commit_window(market, job) -> None:
+    """Move the chain clock to the last seconds of the verdict commit window, where honest
+    validators still missing an input reveal whose fault that is."""
+    from morphware.runtime.node.daemon import wait_until
+
+    req = market.nodes["requester"]
+    assert wait_until(lambda: req.market.job(job).status.value == "commit", 90)
+    gap = req.market.job(job).deadline - req.market.now() - 2
+    if gap > 0:
+        market.warp(gap)
+
+
+def test_bogus_data_key_is_rejected_and_nobody_loses(local_market, tmp_path):
+    names = {"requester", "worker-a", "validator-1", "validator-2", "validator-3"}
+    before = _start(local_market, names)
+    req = local_market.nodes["requester"]
+    honest_release = req.market.release_key
+    req.market.release_key = lambda job_id, wrapped: honest_release(job_id, b"\x00" * 129)
+    job = post(local_market, tmp_path / "pkg")
+    assert local_market.warp_past_bidding(job, 1, timeout=20)
+    worker = local_market.nodes["worker-a"]
+    assert wait_phase(worker, job, "worker", ("key_rejected", "done"), 60), \
+        worker.store.timeline(job)
+    assert _outcome(local_market, job) == "key_rejected"
+    assert wait_phase(req, job, "requester", "done", 30)
+    assert wait_phase(worker, job, "worker", "done", 30)
+    d = _delta(local_market, before)
+    assert d["worker-a"] == 0 and d["requester"] == 0
+
+
+@pytest.mark.slow
+def test_withheld_test_keys_pay_the_worker(local_market, tmp_path):
+    names = {"requester", "worker-a", "validator-1", "validator-2", "validator-3"}
+    before = _start(local_market, names)
+    req = local_market.nodes["requester"]
+    req.market.release_test_keys = lambda job_id, wrapped: None  # never sent
+    job = post(local_market, tmp_path / "pkg")
+    assert local_market.warp_past_bidding(job, 1, timeout=20)
+    _run_out_commit_window(local_market, job)
+    assert wait_phase(req, job, "requester", "done", 90), req.store.timeline(job)
+    assert _outcome(local_market, job) == "data_fault"
+    price = req.market.job(job).price
+    for v in ("validator-1", "validator-2", "validator-3"):
+        assert wait_phase(local_market.nodes[v], job, "validator", "done", 30)
+    assert wait_phase(local_market.nodes["worker-a"], job, "worker", "done", 30)
+    d = _delta(local_market, before)
+    assert d["worker-a"] == price  # paid in full: it delivered
+    assert all(d[v] == FEE for v in ("validator-1", "validator-2", "validator-3"))
+    assert d["requester"] == -(price + 3 * FEE)  # withholding saved it nothing
+
+
+@pytest.mark.slow
+def test_undeliverable_result_costs_the_worker_its_stake(local_market, tmp_path):
+    names = {"requester", "worker-a", "validator-1", "validator-2", "validator-3"}
+    before = _start(local_market, names)
+    worker = local_market.nodes["worker-a"]
+    honest_submit = worker.market.submit_result
+    worker.market.submit_result = lambda job_id, magnet, content_hash: honest_submit(
+        job_id, magnet, b"\x66" * 32)  # a hash no seeder serves
+    job = post(local_market, tmp_path / "pkg")
+    assert local_market.warp_past_bidding(job, 1, timeout=20)
+    _run_out_commit_window(local_market, job)
+    req = local_market.nodes["requester"]
+    assert wait_phase(req, job, "requester", "done", 90), req.store.timeline(job)
+    assert _outcome(local_market, job) == "rejected"
+    for v in ("validator-1", "validator-2", "validator-3"):
+        assert wait_phase(local_market.nodes[v], job, "validator", "done", 30)
+    d = _delta(local_market, before)
+    assert d["worker-a"] == -BID_STAKE
+    assert d["requester"] == BID_STAKE - 3 * FEE  # its price back, the fees covered
+    assert all(d[v] == FEE for v in ("validator-1", "validator-2", "validator-3"))
