@@ -105,7 +105,8 @@ class Validator(Role):
             elif self.store.job(ev.job_id, self.name) is None:
                 self.set_phase(ev.job_id, "drawn", worker=str(ev.args.get("worker", "")) or
                                self._worker(ev.job_id), slot=drawn.index(me),
-                               commit_deadline=int(ev.args.get("commit_deadline", 0)))
+                               commit_deadline=int(ev.args.get("commit_deadline", 0)),
+                               waiting_for="model")  # until fetched, the model is missing
         elif ev.name == "JobClosed" and self.store.job(ev.job_id, self.name) is None:
             self._forget(ev.job_id)
         elif ev.name == "TestKeysReleased":

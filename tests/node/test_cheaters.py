@@ -33,13 +33,17 @@ def _outcome(market, job) -> str:
     return market.nodes["requester"].market.job(job).outcome
 
 
-def _run_out_commit_window(market, job) -> None:
-    """Move the chain clock to the last seconds of the verdict commit window, where honest
-    validators still missing an input reveal whose fault that is."""
+def _run_out_commit_window(market, job, missing: str) -> None:
+    """Once every validator knows what it is missing, move the chain clock to the last seconds
+    of the verdict commit window, where honest validators reveal whose fault that is."""
     from morphware.runtime.node.daemon import wait_until
 
     req = market.nodes["requester"]
     assert wait_until(lambda: req.market.job(job).status.value == "commit", 90)
+    vals = [market.nodes[v] for v in ("validator-1", "validator-2", "validator-3")]
+    assert wait_until(lambda: all(
+        (r := v.store.job(job, "validator")) is not None
+        and r.facts.get("waiting_for") == missing for v in vals), 60)
     gap = req.market.job(job).deadline - req.market.now() - 2
     if gap > 0:
         market.warp(gap)
@@ -71,7 +75,7 @@ def test_withheld_test_keys_pay_the_worker(local_market, tmp_path):
     req.market.release_test_keys = lambda job_id, wrapped: None  # never sent
     job = post(local_market, tmp_path / "pkg")
     assert local_market.warp_past_bidding(job, 1, timeout=20)
-    _run_out_commit_window(local_market, job)
+    _run_out_commit_window(local_market, job, "data")
     assert wait_phase(req, job, "requester", "done", 90), req.store.timeline(job)
     assert _outcome(local_market, job) == "data_fault"
     price = req.market.job(job).price
@@ -94,7 +98,7 @@ def test_undeliverable_result_costs_the_worker_its_stake(local_market, tmp_path)
         job_id, magnet, b"\x66" * 32)  # a hash no seeder serves
     job = post(local_market, tmp_path / "pkg")
     assert local_market.warp_past_bidding(job, 1, timeout=20)
-    _run_out_commit_window(local_market, job)
+    _run_out_commit_window(local_market, job, "model")
     req = local_market.nodes["requester"]
     assert wait_phase(req, job, "requester", "done", 90), req.store.timeline(job)
     assert _outcome(local_market, job) == "rejected"

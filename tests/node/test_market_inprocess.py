@@ -171,7 +171,7 @@ def test_model_below_threshold_refunds_requester_and_slashes_worker(local_market
 
 @pytest.mark.parametrize("hostile", ["pickled", "custom_op"])
 def test_worker_refuses_hostile_artifacts_and_stays_up(local_market, tmp_path, hostile):
-    _start(local_market, [CAST[0], CAST[1]])
+    _start(local_market, [CAST[0], CAST[1], *CAST[3:]])  # validators: a job needs a pool
     job = post(local_market, tmp_path / "bad", **{hostile: True})
     assert local_market.warp_past_bidding(job, 1, timeout=20)
     worker = local_market.nodes["worker-a"]
