@@ -58,7 +58,8 @@ def chain(tmp_path_factory):
 
     proc, url = start_anvil()
     try:
-        dep = deploy(Web3(Web3.HTTPProvider(url)), anvil_accounts(1)[0], min_stake=10 * 10**18)
+        dep = deploy(Web3(Web3.HTTPProvider(url)), anvil_accounts(1)[0], dev=True,
+                     min_stake=10 * 10**18, min_window=10, draw_delay=1)
         yield url, dep.save(tmp_path_factory.mktemp("chain") / "deployment.json")
     finally:
         proc.terminate()
