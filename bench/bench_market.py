@@ -253,7 +253,7 @@ def _anvil(ks: list[int], tmp: Path, pkg: tuple) -> list[dict[str, Any]]:
         w3 = Web3(Web3.HTTPProvider(url))
         w3.provider.make_request("evm_setIntervalMining", [1])
         accts = anvil_accounts(8)
-        dep = deploy(w3, accts[0], min_stake=TOKEN)
+        dep = deploy(w3, accts[0], dev=True, min_stake=TOKEN, min_window=10, draw_delay=1)
         dep_file = dep.save(tmp / "deployment.json")
         procs = _spawn(tmp, url, dep_file, accts[2:8])
         market = ContractsMarket(MarketClient.connect(url, str(dep_file), accts[1].key.hex()))

@@ -55,6 +55,9 @@ def _job_with_draw(w3, req: MarketClient, worker: MarketClient) -> int:
     ctl.advance_time(61)
     req.release_key(job, b"wrapped")
     worker.submit_result(job, b"\x22" * 32, "magnet:?xt=urn:btih:" + "0" * 40)
+    ctl.mine()  # the draw's seed block, then one to read its hash from
+    ctl.mine()
+    worker.draw(job)
     return job
 
 
@@ -75,7 +78,7 @@ def test_long_history_is_read_once_in_bounded_ranges_and_polls_stay_flat(tmp_pat
 
         w3 = Web3(Web3.HTTPProvider(url))
         accts = anvil_accounts(5)
-        dep = deploy(w3, accts[0], min_stake=TOKEN)
+        dep = deploy(w3, accts[0], dev=True, min_stake=TOKEN, min_window=10, draw_delay=1)
         req, worker, filler = (MarketClient(w3, dep, a) for a in accts[1:4])
         for c in (req, worker, filler):
             c.faucet(1000 * TOKEN)
