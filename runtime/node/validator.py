@@ -200,7 +200,7 @@ class Validator(Role):
         if "test_key" not in job.facts:  # the requester's to release: its fault if it never does
             if job.facts.get("waiting_for") != "data":
                 self.store.upsert_job(job.job_id, self.name, waiting_for="data")
-            if cj.deadline - self.market.now() <= self.node.config.reaction / 2:
+            if cj.deadline - self.market.now() <= self.node.config.reaction:
                 self._judge_unusable(job.job_id, "data",
                                      "the requester never released our test-set key", salt)
             return
@@ -220,7 +220,7 @@ class Validator(Role):
             self.node.tasks.reset(job.job_id, "evaluate")  # not there yet: try again
             if fault is not None:
                 self.store.upsert_job(job.job_id, self.name, waiting_for=fault)
-        if fault is not None and cj.deadline - self.market.now() <= self.node.config.reaction / 2:
+        if fault is not None and cj.deadline - self.market.now() <= self.node.config.reaction:
             # Out of time: what is still missing is its owner's fault, and says so.
             self._judge_unusable(job.job_id, fault, f"{fault} still missing at the deadline", salt)
 
