@@ -44,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         md = to_markdown(report)
         print(md, flush=True)
         sections.append(md)
-    if sections:
-        (RESULTS / "SUMMARY.md").write_text("# Benchmark results\n\n" + "\n".join(sections))
+    if sections:  # every benchmark's latest results, not only the ones just run
+        latest = [(RESULTS / f"{n}.md").read_text() for n in available()
+                  if (RESULTS / f"{n}.md").is_file()]
+        (RESULTS / "SUMMARY.md").write_text("# Benchmark results\n\n" + "\n".join(latest))
     if failed:
         print(f"failed: {failed}", file=sys.stderr)
     return 1 if failed else 0

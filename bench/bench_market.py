@@ -21,8 +21,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -36,7 +34,6 @@ TOKEN = 10**18
 WINDOWS = [10, 10, 30, 600, 120, 60]  # bid, reveal, key, work, metric commit, metric reveal
 WORKERS = (("worker-a", 0.6), ("worker-b", 1.1), ("worker-c", 2.0))
 VALIDATORS = ("validator-1", "validator-2", "validator-3")
-PASSWORD = "bench-market"
 THRESHOLD = 0.7
 MAX_PRICE = 400.0  # tokens: room for asks that carry a long queue on a slow (shared) machine
 
@@ -186,26 +183,6 @@ def _inprocess(ks: list[int], tmp: Path, pkg: tuple) -> list[dict[str, Any]]:
 
 # -- anvil, separate processes -----------------------------------------------------------------
 
-def _spawn(tmp: Path, url: str, dep_file: Path, accts: list[Any]) -> list[subprocess.Popen]:
-    from morphware.runtime.node.keystore import create_keystore
-
-    env = {**os.environ, "MORPHWARE_PASSWORD": PASSWORD}
-    cast = [(n, "worker", ["--price-per-s", str(p), "--train-backend", "cpu"])
-            for n, p in WORKERS] + [(n, "validator", ["--eval-backend", "cpu"])
-                                    for n in VALIDATORS]
-    procs = []
-    for (name, role, extra), acct in zip(cast, accts, strict=True):
-        ks = tmp / f"{name}.json"
-        create_keystore(ks, PASSWORD, bytes(acct.key), scrypt_n=2**10)
-        log = open(tmp / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "morphware.runtime.cli", "node", "--role", role, "--rpc", url,
-             "--deployment", str(dep_file), "--keystore", str(ks), "--data-dir", str(tmp / name),
-             "--peers-dir", str(tmp / "peers"), "--fund", "2000", "--poll", "0.2", *extra],
-            env=env, stdout=log, stderr=subprocess.STDOUT))
-    return procs
-
-
 def _node_stats(tmp: Path) -> tuple[int, int]:
     """(calls, largest getLogs range) summed / maxed over the node processes' stores."""
     import sqlite3
@@ -237,42 +214,13 @@ def _txs_per_block(w3: Any, first: int, last: int, names: dict[str, str]) -> dic
 
 
 def _anvil(ks: list[int], tmp: Path, pkg: tuple) -> list[dict[str, Any]]:
-    from morphware.contracts import MarketClient, anvil_accounts, deploy, start_anvil
-    from morphware.runtime.node.daemon import NodeConfig
-    from morphware.runtime.node.keystore import NodeKey
-    from morphware.runtime.node.market_adapter import ContractsMarket
-    from morphware.runtime.node.roles import build_node
+    from bench.anvil_net import anvil_market
 
-    proc, url = start_anvil(n_accounts=10)
-    procs: list[subprocess.Popen] = []
-    req = None
     rows = []
-    try:
-        from web3 import Web3
-
-        w3 = Web3(Web3.HTTPProvider(url))
-        w3.provider.make_request("evm_setIntervalMining", [1])
-        accts = anvil_accounts(8)
-        dep = deploy(w3, accts[0], dev=True, min_stake=TOKEN, min_window=10, draw_delay=1)
-        dep_file = dep.save(tmp / "deployment.json")
-        procs = _spawn(tmp, url, dep_file, accts[2:8])
-        market = ContractsMarket(MarketClient.connect(url, str(dep_file), accts[1].key.hex()))
-        market.fund((max(ks) + 2) * 500 * TOKEN)
-        cfg = NodeConfig(roles=("requester",), data_dir=tmp / "requester",
-                         peers_dir=tmp / "peers", poll_interval=0.2, name="requester",
-                         action_threads=8)
-        req = build_node(NodeKey(accts[1].address, bytes(accts[1].key)), market, cfg)
-        req.store.set_meta("start_block", str(dep.block))
-        req.start()
-        names = {a.address.lower(): n for a, n in zip(
-            accts[1:8], ["requester", *(n for n, _ in WORKERS), *VALIDATORS], strict=True)}
-        client = MarketClient(w3, dep, accts[0])
-        end = time.monotonic() + 240
-        while not all(int(client.account_info(a.address).roles) for a in accts[2:8]):
-            if time.monotonic() > end or any(p.poll() is not None for p in procs):
-                raise RuntimeError("node processes did not register; see their logs in " +
-                                   str(tmp))
-            time.sleep(1)
+    with anvil_market(tmp, list(WORKERS), list(VALIDATORS),
+                      requester_tokens=(max(ks) + 2) * 500 * TOKEN) as net:
+        req, w3 = net.requester, net.w3
+        market = req.market
         for k in ks:
             time.sleep(6)  # let every node flush its RPC counters
             calls0 = _node_stats(tmp)[0] + market.rpc.total()
@@ -284,24 +232,12 @@ def _anvil(ks: list[int], tmp: Path, pkg: tuple) -> list[dict[str, Any]]:
             time.sleep(6)
             calls, rng = _node_stats(tmp)
             calls += market.rpc.total()
-            outcomes, won = _outcomes(req, list(lat), names)
-            tpb = _txs_per_block(w3, first, int(w3.eth.block_number), names)
+            outcomes, won = _outcomes(req, list(lat), net.names)
+            tpb = _txs_per_block(w3, first, int(w3.eth.block_number), net.names)
             rows.append(_row("anvil, processes", k, wall, lat, calls - calls0,
                              max(rng, market.rpc.max_logs_range), outcomes, won,
                              max_txs_per_block_per_node=max(tpb.values(), default=0)))
             print(rows[-1], flush=True)
-    finally:
-        if req is not None:
-            req.stop()
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        proc.terminate()
-        proc.wait(timeout=10)
     return rows
 
 
