@@ -48,7 +48,7 @@ def _spawn(tmp: Path, url: str, dep_file: Path, cast: list[tuple[str, str, list[
 @contextmanager
 def anvil_market(tmp: Path, workers: list[tuple[str, float]], validators: list[str], *,
                  requester_tokens: int, min_window: int = 10,
-                 register_timeout: float = 240.0) -> Iterator[AnvilMarket]:
+                 register_timeout: float = 600.0) -> Iterator[AnvilMarket]:
     """Start anvil, deploy, start the node processes (workers: (name, price per second)) and
     the requester; yield once every node is registered; stop everything on exit."""
     from morphware.contracts import MarketClient, anvil_accounts, deploy, start_anvil
@@ -85,8 +85,11 @@ def anvil_market(tmp: Path, workers: list[tuple[str, float]], validators: list[s
         client = MarketClient(w3, dep, accts[0])
         end = time.monotonic() + register_timeout
         while not all(int(client.account_info(a.address).roles) for a in accts[2:]):
-            if time.monotonic() > end or any(p.poll() is not None for p in procs):
-                raise RuntimeError(f"node processes did not register; see their logs in {tmp}")
+            dead = [c[0] for c, p in zip(cast, procs, strict=True) if p.poll() is not None]
+            if dead or time.monotonic() > end:
+                tail = "".join((tmp / f"{n}.log").read_text()[-600:] for n in dead[:1])
+                raise RuntimeError(f"node processes did not register ({', '.join(dead) or 'timed out'}"
+                                   f"); logs in {tmp}; {tail}")
             time.sleep(1)
         yield AnvilMarket(w3, dep, req, names, tmp)
     finally:
