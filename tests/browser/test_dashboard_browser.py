@@ -63,8 +63,8 @@ def test_jobs_table_then_job_with_live_loss_curve(tmp_path: Path, page: Any) -> 
         page.wait_for_function("document.getElementById('loss-chart').dataset.points === '10'")
         assert page.is_hidden("#jobs-view") and page.is_visible("#job-view")
         assert page.inner_text("#job-title") == f"Job #{REQ_JOB} — digits"
-        assert page.inner_text("#job-price") == "1.1 tokens"
-        assert "second-lowest" in page.inner_text("#job-price-rule")
+        assert page.inner_text("#job-price") == "1.1 MWT"
+        assert "pay-as-bid" in page.inner_text("#job-price-rule")
         bids = page.locator("#bids-table tbody tr")
         assert bids.count() == 3 and "winner" in bids.first.inner_text()
         assert page.get_attribute("#bids-table tbody tr >> nth=0 >> td", "title") == WORKERS[0]
@@ -88,7 +88,7 @@ def test_jobs_table_then_job_with_live_loss_curve(tmp_path: Path, page: Any) -> 
         assert "median 0.9123" in page.inner_text("#metrics-summary")
         assert "accuracy 0.9123" in page.inner_text("#job-metric")
         payments = page.inner_text("#payments-table")
-        assert "worker paid" in payments and "1.85 tokens" in payments
+        assert "worker paid" in payments and "1.85 MWT" in payments
         page.screenshot(path=str(SCREENSHOT), full_page=True)
 
         page.click("#back")
