@@ -7,6 +7,10 @@ transaction and ends in one paragraph naming the address, the amounts and the fi
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -172,8 +176,6 @@ def fund_dev(client_w3: Any, deployment: Any, address: str, tokens: float,
     ``tokens`` through the faucet (the dev account mints, then transfers). Returns the new
     (ETH wei, token base units) balances."""
     from morphware.contracts import MarketClient
-    from morphware.contracts.tx import lock_for
-    from morphware.runtime.node.pricing import to_base_units
 
     w3 = client_w3
     src = dev_faucet_account(w3)
@@ -185,6 +187,29 @@ def fund_dev(client_w3: Any, deployment: Any, address: str, tokens: float,
     if not bool(dev.token.functions.dev_faucet().call()):
         raise OperatorError("this deployment's token has no faucet (not a dev deployment)",
                             f"Transfer tokens to {address} from an account that holds some.")
+    with _dev_account_lock(int(w3.eth.chain_id), src.address):
+        return _fund_from(w3, dev, src, address, tokens, eth_wei)
+
+
+@contextlib.contextmanager
+def _dev_account_lock(chain_id: int, dev_address: str) -> Iterator[None]:
+    """Nodes started together on one machine all fund from the same dev account: without a
+    lock across processes two of them sign the same faucet call with the same nonce and the
+    chain refuses the second ("transaction already imported")."""
+    path = Path(tempfile.gettempdir()) / f"morphware-devfund-{chain_id}-{dev_address.lower()}.lock"
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _fund_from(w3: Any, dev: Any, src: Any, address: str, tokens: float,
+               eth_wei: int) -> tuple[int, int]:
+    from morphware.contracts.tx import lock_for
+    from morphware.runtime.node.pricing import to_base_units
+
     if eth_wei > 0:
         with lock_for(w3):
             tx = {"to": address, "value": eth_wei, "gas": 21_000, "chainId": int(w3.eth.chain_id),
