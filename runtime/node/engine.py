@@ -55,14 +55,16 @@ class Trained:
 def train(model: Path, train_npz: Path, recipe_toml: Path, out: Path,
           on_step: Callable[[int, int, float], None], backend: str = "auto",
           checkpoint: Path | None = None,
-          on_resume: Callable[[int, int, int, str], None] | None = None) -> Trained:
+          on_resume: Callable[[int, int, int, str], None] | None = None,
+          on_epoch: Callable[[], None] | None = None) -> Trained:
     """Train on this node's best training backend; ``on_step(epoch, step, loss)`` per batch.
     The model and data are loaded through ``safe_io`` (standard-domain ONNX, pickle-free .npz);
     the per-epoch loss curve travels inside the output ONNX's metadata.
 
     With ``checkpoint``, state is saved there after every epoch and a restarted run resumes
     from it: ``on_resume(epochs_done, epochs, steps_done, "")``; an unusable checkpoint is
-    deleted and training starts over: ``on_resume(0, epochs, 0, why)``."""
+    deleted and training starts over: ``on_resume(0, epochs, 0, why)``. ``on_epoch()`` runs at
+    the end of every epoch, before its checkpoint is written (make progress durable there)."""
     from morphware.runtime.job.packaging import read_recipe
     from morphware.runtime.model.safe_io import load_onnx
     from morphware.runtime.model.training import train_onnx
@@ -72,6 +74,8 @@ def train(model: Path, train_npz: Path, recipe_toml: Path, out: Path,
     def cb(ev: Any) -> None:
         if ev.kind == "step":
             on_step(ev.epoch, ev.step, float(ev.loss))
+        elif ev.kind == "epoch" and on_epoch is not None:
+            on_epoch()
         elif on_resume is not None and ev.kind in ("resumed", "discarded"):
             on_resume(ev.epoch, recipe.epochs, ev.step, ev.note)
 

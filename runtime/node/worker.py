@@ -353,6 +353,12 @@ class Worker(Role):
                 if time.monotonic() - flushed[0] >= PROGRESS_FLUSH_S:
                     flush()
 
+        def flush_locked() -> None:
+            # every step up to a checkpoint is published before the checkpoint exists, so a
+            # crash after it loses no step of the live curve (training resumes past them)
+            with self._progress_lock:
+                flush()
+
         def on_resume(epoch: int, epochs: int, steps: int, why: str) -> None:
             # The live loss curve carries on from the checkpoint's step, not from 0.
             with self._progress_lock:
@@ -368,7 +374,8 @@ class Worker(Role):
 
         trained = train(paths["model"], paths["train"], paths["recipe"], work / "trained.onnx",
                         on_step, backend=self.node.config.train_backend,
-                        checkpoint=work / CHECKPOINT_NAME, on_resume=on_resume)
+                        checkpoint=work / CHECKPOINT_NAME, on_resume=on_resume,
+                        on_epoch=flush_locked)
         with self._progress_lock:
             flush()
         pub = self.node.publish(trained.model)
