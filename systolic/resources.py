@@ -58,7 +58,8 @@ def summarize(cells: dict[str, int], target: str) -> dict[str, float]:
     }
 
 
-def _cells(stat: dict) -> dict[str, int]:
+def cell_counts(stat: dict) -> dict[str, int]:
+    """Cell counts by type from Yosys' ``stat -json`` (whole design, or summed over modules)."""
     design = stat.get("design") or {}
     if "num_cells_by_type" in design:
         return {k: int(v) for k, v in design["num_cells_by_type"].items()}
@@ -85,7 +86,7 @@ def estimate(p: ArrayParams, target: str = "xilinx", circuit: Circuit | None = N
                               capture_output=True, text=True, timeout=timeout_s)
         if proc.returncode != 0 or not out.exists():
             raise RuntimeError(f"yosys failed for {p.tag} {target}: {proc.stderr[-2000:]}")
-        res = summarize(_cells(json.loads(out.read_text())), target)
+        res = summarize(cell_counts(json.loads(out.read_text())), target)
     res["DSP_per_PE"] = res["DSP"] / (p.rows * p.cols)
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(res))
