@@ -12,6 +12,7 @@ from morphware.contracts import (
     Deployment,
     JobTerms,
     MarketClient,
+    Outcome,
     Phase,
     Role,
     deploy,
@@ -114,6 +115,16 @@ WINDOW = 100
 
 def client_of(clients: list[MarketClient], address: str) -> MarketClient:
     return next(c for c in clients if c.address == address)
+
+
+def outcome(c: MarketClient, job: int) -> Outcome:
+    (closed,) = c.events(name="JobClosed", job=job)
+    return Outcome(closed.args["outcome"])
+
+
+def drawn(m: Market, job: int) -> list[MarketClient]:
+    """The clients of the validators drawn for ``job``, in draw order."""
+    return [client_of(m.everyone, a) for a in m.deployer.validators_of(job)]
 
 
 def commit_bids(job: int, bids: dict[MarketClient, int]) -> dict[MarketClient, bytes]:

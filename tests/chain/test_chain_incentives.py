@@ -15,9 +15,10 @@ from chain_testlib import (
     TOKEN,
     WINDOW,
     Market,
-    client_of,
     deploy_tree_harness,
     draw_validators,
+    drawn,
+    outcome,
     run_auction,
     run_to_validation,
     terms,
@@ -37,16 +38,6 @@ from morphware.contracts import (
 )
 
 pytestmark = pytest.mark.chain
-
-
-def outcome(c: MarketClient, job: int) -> Outcome:
-    (closed,) = c.events(name="JobClosed", job=job)
-    return Outcome(closed.args["outcome"])
-
-
-def drawn(m: Market, job: int) -> list[MarketClient]:
-    everyone = [*m.validators, *m.workers, m.outsider]
-    return [client_of(everyone, a) for a in m.deployer.validators_of(job)]
 
 
 def worth(c: MarketClient) -> int:

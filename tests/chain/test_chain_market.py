@@ -11,8 +11,9 @@ from chain_testlib import (
     TOKEN,
     WINDOW,
     Market,
-    client_of,
     commit_bids,
+    drawn,
+    outcome,
     run_auction,
     run_to_validation,
     terms,
@@ -30,15 +31,6 @@ from morphware.contracts import (
 )
 
 pytestmark = pytest.mark.chain
-
-
-def outcome(c: MarketClient, job: int) -> Outcome:
-    (closed,) = c.events(name="JobClosed", job=job)
-    return Outcome(closed.args["outcome"])
-
-
-def drawn(m: Market, job: int) -> list[MarketClient]:
-    return [client_of(m.validators, a) for a in m.deployer.validators_of(job)]
 
 
 def assert_solvent(m: Market) -> None:
