@@ -5,7 +5,7 @@ Side by side in one run, on the digits job:
 
 - market: ``run_hpo`` on a real-time anvil chain (a block per second) with N workers and one
   validator as separate ``morphware node`` processes, the requester a node in this process
-  (``bench/anvil_net.py``), ``parallel = N``;
+  (``tests/support/anvil_market.py``), ``parallel = N``;
 - local: the same configurations (the same Optuna sampler and seed) trained and scored on the
   same validation split by N worker processes, no market;
 - multi-fidelity (successive halving over epochs) vs every configuration at the full budget,
@@ -83,7 +83,7 @@ def _market(jobs: list[Path], workers: int, root: Path) -> list[dict[str, Any]]:
     processes and one validator process."""
     from morphware.runtime.job.hpo import run_hpo
 
-    from bench.anvil_net import TOKEN, anvil_market
+    from tests.support.anvil_market import TOKEN, anvil_market
 
     out = []
     with anvil_market(root, [(f"worker-{i}", 1.0 + 0.1 * i) for i in range(workers)],

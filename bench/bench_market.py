@@ -214,7 +214,7 @@ def _txs_per_block(w3: Any, first: int, last: int, names: dict[str, str]) -> dic
 
 
 def _anvil(ks: list[int], tmp: Path, pkg: tuple) -> list[dict[str, Any]]:
-    from bench.anvil_net import anvil_market
+    from tests.support.anvil_market import anvil_market
 
     rows = []
     with anvil_market(tmp, list(WORKERS), list(VALIDATORS),

@@ -103,6 +103,14 @@ def node(
     price_per_s: float = typer.Option(1.0, "--price-per-s",
                                       help="Worker: tokens asked per second of training."),
     margin: float = typer.Option(0.2, "--margin", help="Worker: profit margin over cost."),
+    overhead_s: float = typer.Option(2.0, "--overhead-s", min=0.0,
+                                     help="Worker: seconds a training job costs beyond its "
+                                          "compute (loading, export; an FPGA's bitstream "
+                                          "load), added to every estimate."),
+    train_slots: int = typer.Option(1, "--train-slots", min=1,
+                                    help="Worker: trainings run at once (one per device)."),
+    eval_slots: int = typer.Option(1, "--eval-slots", min=1,
+                                   help="Validator: evaluations run at once."),
     train_backend: str = typer.Option("auto", "--train-backend",
                                       help="Worker: cpu, cuda, auto, or golden/rtl/fpga (every "
                                            "GEMM on the systolic array, priced by its cycle "
@@ -164,13 +172,15 @@ def node(
     if "worker" in roles:
         from morphware.runtime.demo.market import worker_profile
 
-        profile = worker_profile(_train_backend_name(train_backend), price_per_s, margin)
+        profile = worker_profile(_train_backend_name(train_backend), price_per_s, margin,
+                                 overhead_s=overhead_s)
     cfg = NodeConfig(roles=roles, data_dir=data_dir,
                      peers_dir=peers_dir or Path(deployment).resolve().parent / "peers",
                      profile=profile, train_backend=train_backend, eval_backend=eval_backend,
                      worker_stake=stake_units, validator_stake=stake_units,
                      poll_interval=poll, name=data_dir.name, log_range=log_range,
-                     action_threads=action_threads)
+                     action_threads=action_threads, train_slots=train_slots,
+                     eval_slots=eval_slots)
     n = build_node(key, market, cfg)
     n.store.set_meta("token_symbol", token_symbol(client))
     if n.store.last_block() < 0 and n.store.get_meta("start_block") is None:

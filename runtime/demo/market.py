@@ -221,7 +221,8 @@ def measured_macs(backend: str) -> float:
     return _PROFILE_CACHE[backend]
 
 
-def worker_profile(backend: str, price_per_s: float, margin: float = 0.2) -> WorkerProfile:
+def worker_profile(backend: str, price_per_s: float, margin: float = 0.2,
+                   overhead_s: float = 2.0) -> WorkerProfile:
     """How a worker on ``backend`` prices: from the array's cycle model at its clock when the
     backend trains on the systolic array, else from this machine's measured MAC/s."""
     from morphware.runtime.node.engine import array_clock_hz, array_peak_macs
@@ -229,9 +230,10 @@ def worker_profile(backend: str, price_per_s: float, margin: float = 0.2) -> Wor
     clock = array_clock_hz(backend)
     if clock > 0:
         return WorkerProfile(backend=backend, macs_per_s=array_peak_macs(backend),
-                             price_per_s=price_per_s, margin=margin, clock_hz=clock)
+                             price_per_s=price_per_s, margin=margin, clock_hz=clock,
+                             overhead_s=overhead_s)
     return WorkerProfile(backend=backend, macs_per_s=measured_macs(backend),
-                         price_per_s=price_per_s, margin=margin)
+                         price_per_s=price_per_s, margin=margin, overhead_s=overhead_s)
 
 
 def _describe(t: float, kind: str, data: dict[str, Any]) -> str:

@@ -138,6 +138,8 @@ class ContractsMarket(Market):
         validators: tuple[str, ...] = ()
         outcome, median, metrics = "", 0, ()
         extra: dict[str, Any] = {"work_window": s.work_window, "key_window": s.key_window}
+        if s.phase == Phase.BIDDING and s.n_bid_reveals:  # the lowest bid revealed so far
+            extra["leader"], extra["leading_price"] = s.winner, s.price
         windows = (0, s.reveal_window, s.key_window, s.work_window, s.commit_window,
                    s.metric_reveal_window)
         if s.phase in (Phase.COMMIT, Phase.REVEAL, Phase.CLOSED):

@@ -16,16 +16,23 @@ batch size and epochs fix every array command of the run, so ``train_s = array_c
 + fixed_overhead_s``, ``array_cycles`` from the cycle model. ``price_per_s`` is what the operator wants per
 second of its hardware (electricity, wear, opportunity), ``margin`` its profit. A worker bids only
 when its ask is within the job's maximum price and its time estimate, with a safety factor, fits
-the work window; the sealed second-price auction makes bidding one's true cost the best strategy,
-so the formula is deliberately cost-based rather than strategic.
+the work window. The auction is pay-as-bid (the winner is paid its own ask); the formula is
+deliberately cost-based (the operator's own price for its time) rather than a guess at the
+other bids.
 
 A worker that already holds jobs (won, or still in auctions it may win) starts a new one only
-after them: ``wait_s`` = the work queued ahead of it divided by its training slots (one per
-device). The quote then has to fit the window *after* the wait, and the ask carries the wait as
-a cost (``WAIT_WEIGHT`` of the price per second while the job sits queued: the requester's result
-comes later, and the operator's slot is promised), so a busy worker asks more and the auctions
-spread work over the idle ones. The estimate itself is corrected by the worker's measured speed
-(``speed``: actual over estimated seconds of its past trainings).
+after them: ``queue_s`` = the work held ahead of it, in wall-clock seconds per training slot,
+every open bid counted as won (an honest worker never promises more than it can deliver). The
+quote has to fit the work window *after* the queue, and the ask carries the wait as a cost
+(``WAIT_WEIGHT`` of the price per second while the job sits queued: the requester's result
+comes later, and the slot is promised), so a worker busy with won work asks more than an idle
+one and jobs that arrive over time spread over the workers.
+
+The ask is priced in *profile* seconds (what the job needs on this hardware by the backend's
+own benchmark); the measured ``speed`` (actual over profile seconds of its past trainings)
+corrects only the time estimate and so the deadline arithmetic. On a machine shared with other
+load the measured speed is mostly contention, which only a worker that trained recently has
+measured: pricing from it made whoever trained last the dearest bidder, whatever its price.
 """
 
 from __future__ import annotations
@@ -103,11 +110,13 @@ class WorkerProfile:
 
 @dataclass(frozen=True)
 class Quote:
-    """A priced bid: the estimated training time, the wait before it can start (queued work)
-    and the ask (tokens)."""
+    """A priced bid: the estimated wall-clock training time, the ask (tokens), the work held
+    ahead of it (``queue_s``, wall-clock, every open bid won) and the wait its ask charges for
+    (``wait_s``, the same queue in profile seconds)."""
 
     seconds: float
     ask: float
+    queue_s: float = 0.0
     wait_s: float = 0.0
 
     def fits(self, max_price: float, work_window_s: float,
@@ -116,32 +125,39 @@ class Quote:
         can open at the earliest (the rest of the auction); the queue runs meanwhile."""
         if self.ask > max_price:
             return False, f"ask {self.ask:.4g} exceeds the job's max price {max_price:.4g}"
-        need = self.wait_s + self.seconds * DEADLINE_SAFETY
+        need = self.queue_s + self.seconds * DEADLINE_SAFETY
         if need > work_window_s + max(start_in_s, 0.0):
             why = (f"estimated {self.seconds:.1f}s (x{DEADLINE_SAFETY} safety)")
-            if self.wait_s > 0:
-                why += f" after {self.wait_s:.1f}s of queued work"
+            if self.queue_s > 0:
+                why += f" after {self.queue_s:.1f}s of queued work"
             return False, f"{why} does not fit the {work_window_s:.0f}s work window"
         return True, "ok"
 
 
-def quote(work: WorkLoad, profile: WorkerProfile, *, wait_s: float = 0.0,
-          speed: float = 1.0) -> Quote:
-    """The cost-based ask for ``work`` on ``profile`` after ``wait_s`` of queued work, with the
-    estimate scaled by the measured ``speed`` ratio (see the module docstring)."""
-    if wait_s < 0 or speed <= 0:
-        raise PricingError(f"wait_s must be >= 0 and speed > 0, got {wait_s}, {speed}")
+def profile_seconds(work: WorkLoad, profile: WorkerProfile) -> float:
+    """What ``work`` takes on ``profile``'s hardware by its own measurements (no correction)."""
     if profile.clock_hz > 0:
         if work.array_cycles <= 0:
             raise PricingError("an array worker prices from the array cycles of the job; the "
                                "workload has none (the manifest lists no GEMM shapes)")
-        seconds = work.array_cycles / profile.clock_hz + profile.overhead_s
-    else:
-        seconds = work.macs / profile.macs_per_s + profile.overhead_s
-    seconds *= speed
-    cost_s = seconds + WAIT_WEIGHT * wait_s
-    ask = max(profile.min_ask, cost_s * profile.price_per_s * (1.0 + profile.margin))
-    return Quote(seconds=seconds, ask=ask, wait_s=wait_s)
+        return work.array_cycles / profile.clock_hz + profile.overhead_s
+    return work.macs / profile.macs_per_s + profile.overhead_s
+
+
+def quote(work: WorkLoad, profile: WorkerProfile, *, queue_s: float = 0.0,
+          wait_s: float | None = None, speed: float = 1.0) -> Quote:
+    """The cost-based ask for ``work`` on ``profile``: the job's profile seconds plus
+    ``WAIT_WEIGHT`` x the wait (``wait_s`` profile seconds; default ``queue_s`` / speed), priced
+    per second; its wall-clock estimate is scaled by the measured ``speed`` and must fit after
+    ``queue_s`` (see the module docstring)."""
+    if queue_s < 0 or speed <= 0 or (wait_s is not None and wait_s < 0):
+        raise PricingError(f"queue_s and wait_s must be >= 0 and speed > 0, got {queue_s}, "
+                           f"{wait_s}, {speed}")
+    cost_s = profile_seconds(work, profile)
+    wait = queue_s / speed if wait_s is None else wait_s
+    ask = max(profile.min_ask,
+              (cost_s + WAIT_WEIGHT * wait) * profile.price_per_s * (1.0 + profile.margin))
+    return Quote(seconds=cost_s * speed, ask=ask, queue_s=queue_s, wait_s=wait)
 
 
 SPEED_EMA = 0.5

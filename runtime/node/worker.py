@@ -10,9 +10,18 @@ Phases in the store (role "worker")::
 
 Capacity: the worker trains at most ``train_slots`` jobs at once (one per device), the queued
 ones by work deadline, earliest first. It bids only when a job fits its window after the work it
-already holds (won, queued, training, and auctions it may still win), and its ask grows with
-that wait (``pricing.quote``). Its estimates are corrected by its measured speed (meta
-``train_speed``: actual over estimated training seconds, averaged).
+already holds (won, queued, training, and every auction it may still win), and its ask grows
+with that wait (``pricing.quote``). Its time estimates are corrected by its measured speed (meta
+``train_speed``: actual over profile training seconds, averaged); its prices are not.
+
+When its slots are full, which jobs get its bids matters: every worker sees a burst of jobs in
+the same order, and if each filled its capacity with the first ones, the same few jobs would get
+every bid and the rest none. So each tick it decides on the jobs it has not bid on yet in one
+round, least-bid-on first (``n_bids`` on chain), then in an order of its own (a hash of its
+address and the job): the workers' capacities cover different jobs. A job that does not fit
+*because of open bids* stays ``seen`` and is decided again while its bidding lasts: an open bid
+frees its slot as soon as a lower bid is revealed against it (``beaten``), or when its auction
+is lost.
 
 Nothing a requester sends is executed: the model is ONNX checked by ``safe_io`` (standard
 domains only), the data is .npz loaded without pickle, the recipe is TOML data. A refused
@@ -21,6 +30,7 @@ artifact fails that job only; the loop carries on with every other job.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -48,6 +58,10 @@ log = logging.getLogger("morphware.node.worker")
 
 PROGRESS_FLUSH_S = 0.25
 CHECKPOINT_NAME = "checkpoint.pt"  # in work/<job>/: survives a crash; a restart resumes from it
+BID_SETTLE_S = 2.0
+"""How long a job is seen before this worker decides on it (unless its bidding is about to close):
+a burst of jobs posted together arrives over a few blocks, and choosing among all of it (see
+``_bid_round``) covers more jobs than filling the slots with the first ones posted."""
 HOLDING = ("committed", "revealed", "won", "queued", "training")
 """Phases in which a job occupies (or may come to occupy) this worker's training slots."""
 
@@ -98,6 +112,7 @@ class Worker(Role):
 
     def tick(self) -> None:
         self._schedule()
+        self._bid_round()
         super().tick()
         self._publish_load()
 
@@ -108,12 +123,18 @@ class Worker(Role):
             return max(est - (now - float(job.facts["started_at"])), 0.1 * est)
         return est
 
+    def _held(self) -> list[JobRow]:
+        """Jobs that hold (or may come to hold) a training slot: won, or bid on and not yet
+        known lost."""
+        return [j for j in self.store.jobs(self.name, active_only=True)
+                if (j.phase in HOLDING or (j.phase == "seen" and self.store.bid(j.job_id)))
+                and not j.facts.get("beaten")]
+
     def backlog_s(self) -> float:
-        """Training seconds ahead of a new job, per slot: everything held or bid on."""
+        """Wall-clock training seconds ahead of a new job, per slot, in the worst case: every
+        job held and every open bid won (what decides whether a new job can still finish)."""
         now = time.time()
-        held = [j for j in self.store.jobs(self.name, active_only=True)
-                if j.phase in HOLDING or (j.phase == "seen" and "estimate_s" in j.facts)]
-        return sum(self._remaining(j, now) for j in held) / self.node.config.train_slots
+        return sum(self._remaining(j, now) for j in self._held()) / self.node.config.train_slots
 
     def speed(self) -> float:
         return float(self.store.get_meta("train_speed", "1.0") or 1.0)
@@ -168,43 +189,73 @@ class Worker(Role):
     def _meta(self, job: JobRow) -> JobMetadata:
         return JobMetadata.decode(job.facts["artifacts"], bytes.fromhex(job.facts["manifest_hash"]))
 
-    def _seen(self, job: JobRow, cj: ChainJob) -> None:
-        if cj.status != Status.BIDDING or self.market.now() >= cj.deadline:
-            self.set_phase(job.job_id, "skipped", reason="bidding closed before we saw it")
+    def _bid_round(self) -> None:
+        """Decide on every job seen and not yet bid on, least bid-on first, then in this
+        worker's own order (see the module docstring); the bids are committed by the jobs'
+        steps. One round at a time: each estimate is saved before the next job is priced."""
+        now = time.time()
+        undecided = [j for j in self.store.jobs(self.name, active_only=True)
+                     if j.phase == "seen" and self.store.bid(j.job_id) is None]
+        if not undecided:
             return
+        chain = {j.job_id: self.node.chain_job(j.job_id) for j in undecided}
+        closing = self.node.config.reaction + BID_SETTLE_S
+        if all(now - j.created < BID_SETTLE_S
+               and chain[j.job_id].deadline - self.market.now() > closing for j in undecided):
+            return  # let the rest of a burst arrive first
+        me = self.node.key.address.lower()
+        order = sorted(undecided, key=lambda j: (chain[j.job_id].n_bids, hashlib.sha256(
+            f"{me}:{j.job_id}".encode()).digest()))
+        with self._bid_lock:
+            for job in order:
+                if self.node.stop_event.is_set():
+                    return
+                self._decide(job, chain[job.job_id])
+
+    def _decide(self, job: JobRow, cj: ChainJob) -> None:
+        if cj.status != Status.BIDDING or self.market.now() >= cj.deadline:
+            self.set_phase(job.job_id, "skipped", reason=job.facts.get(
+                "waiting", "bidding closed before we saw it"))
+            return
+        short = self._too_short(cj)
+        if short is not None:
+            self.set_phase(job.job_id, "skipped", reason=short)
+            return
+        try:
+            ask, why, retry = self._price(self._meta(job), cj)
+        except (MetadataError, ValueError) as e:
+            self.set_phase(job.job_id, "skipped", reason=str(e))
+            return
+        if ask is not None:
+            self.store.save_bid(job.job_id, ask, os.urandom(32))
+        elif retry:  # only our open bids are in the way: decide again while bidding lasts
+            if job.facts.get("waiting") != why:
+                self.store.upsert_job(job.job_id, self.name, waiting=why)
+        else:
+            self.set_phase(job.job_id, "skipped", reason=why)
+
+    def _seen(self, job: JobRow, cj: ChainJob) -> None:
         bid = self.store.bid(job.job_id)
         if bid is None:
-            short = self._too_short(cj)
-            if short is not None:
-                self.set_phase(job.job_id, "skipped", reason=short)
-                return
-            try:
-                meta = self._meta(job)
-                with self._bid_lock:  # the estimate is saved before the next job is priced
-                    ask, seconds = self._price(meta, cj)
-                    if ask is not None:
-                        self.store.upsert_job(job.job_id, self.name, estimate_s=seconds)
-                        bid = self.store.save_bid(job.job_id, ask, os.urandom(32))
-            except (MetadataError, ValueError) as e:
-                self.set_phase(job.job_id, "skipped", reason=str(e))
-                return
-            if bid is None:
-                self.set_phase(job.job_id, "skipped", reason=seconds)
-                return
-        else:
-            meta = self._meta(job)
+            return  # not decided yet: ``_bid_round`` decides
+        if cj.status != Status.BIDDING or self.market.now() >= cj.deadline:
+            self.set_phase(job.job_id, "skipped", reason="bidding closed before our bid was sent")
+            return
         if self.node.act("commit_bid", job.job_id,
                          lambda: self.market.commit_bid(job.job_id, bid.price, bid.salt)):
             self.store.mark_bid(job.job_id, committed=True)
             row = self.store.job(job.job_id, self.name)
             self.set_phase(job.job_id, "committed", ask=bid.price,
-                           wait_s=row.facts.get("wait_s") if row else None)
+                           wait_s=row.facts.get("wait_s") if row else None,
+                           queue_s=row.facts.get("queue_s") if row else None)
+            meta = self._meta(job)
             self.node.tasks.ensure(job.job_id, "prefetch", lambda: self._prefetch(meta))
 
-    def _price(self, meta: JobMetadata, cj: ChainJob) -> tuple[int | None, Any]:
-        """(ask in base units, estimated seconds), or (None, why not) when we should not bid:
-        the job cannot run here, is not worth it, or cannot finish in its work window after
-        the work this worker already holds."""
+    def _price(self, meta: JobMetadata, cj: ChainJob) -> tuple[int | None, Any, bool]:
+        """(ask in base units, estimated seconds, _) for a job worth a bid; (None, why not,
+        retry) when we should not bid: the job cannot run here, is not worth it, or cannot
+        finish in its work window after the work this worker holds (``retry``: it would fit
+        but for open bids, which may still be lost)."""
         from morphware.runtime.node.engine import (
             array_training_cycles,
             manifest_ops,
@@ -215,25 +266,32 @@ class Worker(Role):
         ops = manifest_ops(meta.manifest)
         unsupported = sorted(ops - training_ops(self.node.config.train_backend))
         if unsupported:
-            return None, f"ops {unsupported} not supported by the training engine"
+            return None, f"ops {unsupported} not supported by the training engine", False
         ok, why = fits_memory(meta.manifest)
         if not ok:
-            return None, why
+            return None, why, False
         macs, samples, epochs = workload_figures(meta.manifest)
         profile = self.node.config.profile
         assert profile is not None
         cycles = (array_training_cycles(meta.manifest, self.node.config.train_backend)
                   if profile.clock_hz > 0 else 0)
-        wait = self.backlog_s()
-        q = quote(WorkLoad(macs, samples, epochs, cycles), profile, wait_s=wait,
-                  speed=self.speed())
+        work, speed, queue = WorkLoad(macs, samples, epochs, cycles), self.speed(), self.backlog_s()
+        q = quote(work, profile, queue_s=queue, speed=speed)
         work_window = int(cj.extra.get("work_window", 0)) or 10**9
-        ok, why = q.fits(from_base_units(cj.max_price, self.market.decimals), work_window,
-                         start_in_s=cj.deadline - self.market.now())
+        max_price = from_base_units(cj.max_price, self.market.decimals)
+        start_in = cj.deadline - self.market.now()
+        ok, why = q.fits(max_price, work_window, start_in_s=start_in)
         if not ok:
-            return None, why
-        self.store.upsert_job(cj.job_id, self.name, wait_s=round(wait, 2))
-        return to_base_units(q.ask, self.market.decimals), round(q.seconds, 2)
+            won = sum(self._remaining(j, time.time()) for j in self._held()
+                      if j.phase in ("won", "queued", "training")) / self.node.config.train_slots
+            retry = queue > won and quote(work, profile, queue_s=won, speed=speed).fits(
+                max_price, work_window, start_in_s=start_in)[0]
+            return None, why, retry
+        # saved before the next job is priced (under the bid lock): it is part of that queue
+        self.store.upsert_job(cj.job_id, self.name, estimate_s=round(q.seconds, 2),
+                              cost_s=round(q.seconds / speed, 2), wait_s=round(q.wait_s, 2),
+                              queue_s=round(q.queue_s, 2))
+        return to_base_units(q.ask, self.market.decimals), round(q.seconds, 2), False
 
     def _too_short(self, cj: ChainJob) -> str | None:
         """Why a window we must act in is too short for this node, or None."""
@@ -262,10 +320,22 @@ class Worker(Role):
             # Too late to reveal (we were down): the stake is forfeit, nothing else to do.
             self.set_phase(job.job_id, "lost", reason="bid not revealed in time")
 
+    def _check_beaten(self, job: JobRow, cj: ChainJob) -> None:
+        """A lower bid revealed against ours means this auction is lost: its slot is free
+        for another job now, not only once the auction is finalized."""
+        leader, price = cj.extra.get("leader"), int(cj.extra.get("leading_price", 0))
+        bid = self.store.bid(job.job_id)
+        if (leader and bid is not None and not job.facts.get("beaten")
+                and leader.lower() != self.node.key.address.lower() and price < bid.price):
+            self.store.upsert_job(job.job_id, self.name, beaten=True)
+
     def _revealed(self, job: JobRow, cj: ChainJob) -> None:
+        if cj.status == Status.REVEALING:
+            self._check_beaten(job, cj)
         if cj.status in (Status.BIDDING, Status.REVEALING, Status.FINALIZABLE):
             return
-        if cj.winner and cj.winner.lower() == self.node.key.address.lower():
+        won = bool(cj.winner) and cj.winner.lower() == self.node.key.address.lower()
+        if won:
             self.set_phase(job.job_id, "won", price=cj.price)
         else:
             self.set_phase(job.job_id, "lost", winner=cj.winner, price=cj.price)
@@ -380,7 +450,7 @@ class Worker(Role):
             flush()
         pub = self.node.publish(trained.model)
         self.store.upsert_job(job_id, self.name, train_seconds=round(trained.seconds, 3))
-        est = float(job.facts.get("estimate_s", 0.0)) / self.speed()  # the uncorrected estimate
+        est = float(job.facts.get("cost_s", 0.0))  # the uncorrected (profile) estimate
         self.store.set_meta("train_speed", str(updated_speed(self.speed(), est, trained.seconds)))
         self.store.put_artifact(job_id, "result", magnet=pub.magnet,
                                 content_hash=pub.content_hash.hex(), key=pub.key.hex(),

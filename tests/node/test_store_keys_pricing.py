@@ -110,18 +110,32 @@ def test_queued_work_raises_the_ask_and_can_rule_a_job_out():
     prof = WorkerProfile(backend="cpu", macs_per_s=1e6, price_per_s=1.0, margin=0.0,
                          overhead_s=0.0)
     work = WorkLoad(macs_per_sample=1000, train_samples=1000, epochs=10)  # 30 s here
-    idle, busy = quote(work, prof), quote(work, prof, wait_s=40.0)
+    idle, busy = quote(work, prof), quote(work, prof, queue_s=40.0)
     assert busy.seconds == idle.seconds == pytest.approx(30.0)
     assert busy.ask == pytest.approx(idle.ask + WAIT_WEIGHT * 40.0)
     assert idle.fits(max_price=1e9, work_window_s=60)[0]  # 2 x 30 s fits 60 s
     ok, why = busy.fits(max_price=1e9, work_window_s=60)
     assert not ok and "after 40.0s of queued work" in why
     assert busy.fits(max_price=1e9, work_window_s=60, start_in_s=40)[0]  # the queue runs first
-    assert quote(work, prof, speed=0.5).seconds == pytest.approx(15.0)  # measured: twice as fast
     assert updated_speed(1.0, estimated_s=30.0, actual_s=15.0) == pytest.approx(0.75)
     assert updated_speed(1.0, estimated_s=30.0, actual_s=1e6) == pytest.approx(10.5)  # bounded
     with pytest.raises(PricingError):
-        quote(work, prof, wait_s=-1)
+        quote(work, prof, queue_s=-1)
+
+
+def test_measured_speed_moves_the_deadline_not_the_price():
+    """Slowness measured on a shared machine is mostly contention, which only a worker that
+    trained recently has seen: it must not make that worker the dearest bidder."""
+    prof = WorkerProfile(backend="cpu", macs_per_s=1e6, price_per_s=1.0, margin=0.0,
+                         overhead_s=0.0)
+    work = WorkLoad(macs_per_sample=1000, train_samples=1000, epochs=10)  # 30 s here
+    fast, slow = quote(work, prof), quote(work, prof, speed=4.0)
+    assert slow.seconds == pytest.approx(120.0) and slow.ask == pytest.approx(fast.ask)
+    assert fast.fits(max_price=1e9, work_window_s=100)[0]
+    assert not slow.fits(max_price=1e9, work_window_s=100)[0]  # 2 x 120 s does not fit
+    # the queue is wall-clock (speed-corrected); its price is in profile seconds
+    q = quote(work, prof, queue_s=80.0, speed=4.0)
+    assert q.wait_s == pytest.approx(20.0) and q.ask == pytest.approx(30.0 + WAIT_WEIGHT * 20)
 
 
 def test_peer_book_and_progress_endpoint(tmp_path):

@@ -1,4 +1,4 @@
-"""A market on anvil for benchmarks: a real-time chain (a block per second), workers and
+"""A market on anvil for tests and benchmarks: a real-time chain (a block per second), workers and
 validators as separate ``morphware node`` processes, and the requester as a node in this
 process (it seeds what it submits, and a benchmark reads its store directly)."""
 
@@ -46,11 +46,12 @@ def _spawn(tmp: Path, url: str, dep_file: Path, cast: list[tuple[str, str, list[
 
 
 @contextmanager
-def anvil_market(tmp: Path, workers: list[tuple[str, float]], validators: list[str], *,
-                 requester_tokens: int, min_window: int = 10,
+def anvil_market(tmp: Path, workers: list[tuple[str, float] | tuple[str, float, list[str]]],
+                 validators: list[str], *, requester_tokens: int, min_window: int = 10,
                  register_timeout: float = 600.0) -> Iterator[AnvilMarket]:
-    """Start anvil, deploy, start the node processes (workers: (name, price per second)) and
-    the requester; yield once every node is registered; stop everything on exit."""
+    """Start anvil, deploy, start the node processes (workers: (name, price per second[,
+    more `morphware node` options])) and the requester; yield once every node is registered;
+    stop everything on exit."""
     from morphware.contracts import MarketClient, anvil_accounts, deploy, start_anvil
     from morphware.runtime.node.daemon import NodeConfig
     from morphware.runtime.node.keystore import NodeKey
@@ -58,8 +59,9 @@ def anvil_market(tmp: Path, workers: list[tuple[str, float]], validators: list[s
     from morphware.runtime.node.roles import build_node
     from web3 import Web3
 
-    cast = [(n, "worker", ["--price-per-s", str(p), "--train-backend", "cpu"])
-            for n, p in workers] + [(n, "validator", ["--eval-backend", "cpu"])
+    cast = [(w[0], "worker", ["--price-per-s", str(w[1]), "--train-backend", "cpu",
+                              *(w[2] if len(w) > 2 else [])])  # type: ignore[misc]
+            for w in workers] + [(n, "validator", ["--eval-backend", "cpu"])
                                     for n in validators]
     proc, url = start_anvil(n_accounts=len(cast) + 4)
     procs: list[subprocess.Popen] = []
