@@ -1,12 +1,15 @@
 """Market throughput: K jobs submitted at once to 3 workers and 3 validators.
 
-Two paths, each over K = 1, 4, 8, 16 (32 with ``MORPHWARE_BENCH_K``):
+Three paths (``MORPHWARE_BENCH_PATHS``), the first two over K = 1, 4, 8, 16 (32 with
+``MORPHWARE_BENCH_K``):
 
 - in process: ``LocalMarket`` (the embedded eth-tester chain, every node a thread of this
   process: the demo's setup);
 - on anvil: workers and validators are separate ``morphware node`` processes on a real-time
   chain mining a block per second; the requester is a node in this process (it must seed the
-  packages it submits).
+  packages it submits);
+- on anvil, capacity-bound: K = 16 only, with windows and worker estimates such that the jobs
+  are more than the cheapest worker can finish (how the work spreads, ``capacity`` path).
 
 The job is examples/digits cut to 2 epochs, packaged once and submitted K times under distinct
 names. The chain runs in real time: a 10-s bid window and a 10-s reveal window are part of every
@@ -33,6 +36,12 @@ from bench.report import Report, Table
 TOKEN = 10**18
 WINDOWS = [10, 10, 30, 600, 120, 60]  # bid, reveal, key, work, metric commit, metric reveal
 WORKERS = (("worker-a", 0.6), ("worker-b", 1.1), ("worker-c", 2.0))
+# Capacity-bound: a 15-s overhead in every estimate and a 100-s work window hold about five
+# jobs per training slot, so 16 jobs are more than the cheapest worker can take (b has 2 slots).
+CAPACITY_WORKERS = (("worker-a", 0.6, ["--overhead-s", "15"]),
+                    ("worker-b", 1.1, ["--overhead-s", "15", "--train-slots", "2"]),
+                    ("worker-c", 2.0, ["--overhead-s", "15"]))
+CAPACITY_WINDOWS = [10, 10, 30, 100, 120, 60]
 VALIDATORS = ("validator-1", "validator-2", "validator-3")
 THRESHOLD = 0.7
 MAX_PRICE = 400.0  # tokens: room for asks that carry a long queue on a slow (shared) machine
@@ -213,11 +222,13 @@ def _txs_per_block(w3: Any, first: int, last: int, names: dict[str, str]) -> dic
     return best
 
 
-def _anvil(ks: list[int], tmp: Path, pkg: tuple) -> list[dict[str, Any]]:
+def _anvil(ks: list[int], tmp: Path, pkg: tuple, workers: tuple = WORKERS,
+           path: str = "anvil, processes") -> list[dict[str, Any]]:
     from tests.support.anvil_market import anvil_market
 
     rows = []
-    with anvil_market(tmp, list(WORKERS), list(VALIDATORS),
+    tmp.mkdir(parents=True, exist_ok=True)
+    with anvil_market(tmp, list(workers), list(VALIDATORS),
                       requester_tokens=(max(ks) + 2) * 500 * TOKEN) as net:
         req, w3 = net.requester, net.w3
         market = req.market
@@ -234,7 +245,7 @@ def _anvil(ks: list[int], tmp: Path, pkg: tuple) -> list[dict[str, Any]]:
             calls += market.rpc.total()
             outcomes, won = _outcomes(req, list(lat), net.names)
             tpb = _txs_per_block(w3, first, int(w3.eth.block_number), net.names)
-            rows.append(_row("anvil, processes", k, wall, lat, calls - calls0,
+            rows.append(_row(path, k, wall, lat, calls - calls0,
                              max(rng, market.rpc.max_logs_range), outcomes, won,
                              max_txs_per_block_per_node=max(tpb.values(), default=0)))
             print(rows[-1], flush=True)
@@ -244,7 +255,7 @@ def _anvil(ks: list[int], tmp: Path, pkg: tuple) -> list[dict[str, Any]]:
 def run(quick: bool = False) -> Report:
     ks = [1, 4] if quick else [int(k) for k in os.environ.get(
         "MORPHWARE_BENCH_K", "1,4,8,16").split(",")]
-    paths = os.environ.get("MORPHWARE_BENCH_PATHS", "inprocess,anvil").split(",")
+    paths = os.environ.get("MORPHWARE_BENCH_PATHS", "inprocess,anvil,capacity").split(",")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-market-") as d:
         tmp = Path(d)
@@ -252,7 +263,12 @@ def run(quick: bool = False) -> Report:
         if "inprocess" in paths:
             rows += _inprocess(ks, tmp, pkg)
         if "anvil" in paths:
-            rows += _anvil(ks, tmp, pkg)
+            rows += _anvil(ks, tmp / "anvil", pkg)
+        if "capacity" in paths:
+            files, manifest, terms = pkg
+            rows += _anvil([16], tmp / "capacity", (files, manifest,
+                                                    {**terms, "windows": CAPACITY_WINDOWS}),
+                           CAPACITY_WORKERS, "anvil, capacity-bound")
     targets = {}
     for path in {r["path"] for r in rows}:
         by_k = {r["K"]: r for r in rows if r["path"] == path}
@@ -271,6 +287,8 @@ def run(quick: bool = False) -> Report:
             "chain_lock_share: in process, the share of wall time the embedded chain's lock "
             "was held (every node's chain call takes it)",
             "won: jobs won per worker (a, b, c ask 0.6, 1.1, 2.0 tokens per second)",
+            "anvil, capacity-bound: K=16 with a 100-s work window and a 15-s overhead in every "
+            "estimate (about 5 jobs per training slot); worker-b has 2 slots",
             "max_txs_per_block_per_node: on anvil, the most transactions one node had mined in "
             "one block during the run",
             "a shared 2-core machine: training and evaluation of all nodes compete for it"])],
