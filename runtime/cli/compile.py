@@ -40,6 +40,9 @@ def compile_cmd(
     calib: Path | None = typer.Option(None, "--calib", help=".npz with calibration inputs 'x'."),
     target: str = typer.Option("systolic", "--target", help="systolic (Program) or hls (hls4ml)."),
     out: Path = typer.Option(Path("out"), "-o", "--out", help="Output directory."),
+    timeout: float = typer.Option(60.0, "--timeout", min=1.0,
+                                  help="Systolic target: seconds the front end may spend preparing the model "
+                                       "(shape inference, constant folding) before giving up."),
 ) -> None:
     """Compile an ONNX model: print the layer table and write OUT/program.mwp (or an HLS project)."""
     import numpy as np
@@ -66,7 +69,8 @@ def compile_cmd(
             raise typer.BadParameter(f"--target must be systolic or hls, got {target!r}")
         r, c = _array_shape(array)
         params = ArrayParams(rows=r, cols=c, data_bits=bits, acc_depth=acc_depth)
-        program, rep = compile_model(str(model), params, x, name=model.stem, circuit=circuit)
+        program, rep = compile_model(str(model), params, x, name=model.stem, circuit=circuit,
+                                     timeout_s=timeout)
     except CompileError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e

@@ -197,8 +197,14 @@ class Node:
         self.http.close()
         try:
             self.save_rpc_stats()
-            self.delivery.close()
+            self.delivery.close()  # ends the downloads that background work may wait on
         finally:
+            # Background work stops at its next step (it checks stop_event); the store it
+            # writes to is closed only after that, or after ``timeout`` with a warning.
+            if not self.tasks.wait_idle(timeout):
+                log.warning("[%s] background work still running %.0f s after stop; closing "
+                            "the store under it (a restart redoes that work)", self.name,
+                            timeout)
             self.store.stop_beating()
             self.store.close()
 

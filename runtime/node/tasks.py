@@ -85,3 +85,12 @@ class TaskRunner:
 
     def shutdown(self, wait: bool = False) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=True)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the running tasks to end (they check the node's stop
+        event at every step); whether none is left running."""
+        from concurrent.futures import wait
+
+        with self._lock:
+            running = [f for f in self._tasks.values() if not f.done()]
+        return not wait(running, timeout=timeout).not_done

@@ -78,3 +78,22 @@ def test_hls_route_c_simulation_agrees_with_float(tmp_path) -> None:
     res = build_hls(module, sample_inputs((64,), 8, seed=3), tmp_path / "hls")
     assert (tmp_path / "hls").is_dir()
     assert res.top1_agreement >= 0.75 and res.max_abs_error < 0.1
+
+
+def test_cli_compile_timeout_bounds_the_front_end(lenet_files, monkeypatch) -> None:
+    """``--timeout`` is the bound the front end's preparation child process runs under; when it
+    runs out the command ends with the error, exit code 2."""
+    from morphware.compiler import CompileError, prepare
+
+    seen = []
+
+    def too_slow(data, where, timeout_s, *a, **k):  # noqa: ANN001, ANN002, ANN003
+        seen.append(timeout_s)
+        raise CompileError(f"{where}: preparation did not finish within {timeout_s:g} s")
+
+    monkeypatch.setattr(prepare, "prepare", too_slow)
+    d = lenet_files
+    r = CliRunner().invoke(app, ["compile", str(d / "lenet.onnx"), "--calib", str(d / "calib.npz"),
+                                 "--timeout", "7", "-o", str(d / "o3")])
+    assert r.exit_code == 2 and seen == [7.0], r.output
+    assert "within 7 s" in r.output
