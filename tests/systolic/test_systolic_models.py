@@ -7,7 +7,7 @@ import pytest
 from morphware.systolic import regmap, streams
 from morphware.systolic.circuit import circuits, get_circuit
 from morphware.systolic.cycle_model import gemm_cycles, gemm_phases, slot_cycles, utilization
-from morphware.systolic.golden import gemm, wrap
+from morphware.systolic.golden import FLOAT_EXACT, exact_matmul, gemm, wrap
 from morphware.systolic.params import ArrayParams
 
 P8 = ArrayParams(4, 4)
@@ -29,6 +29,20 @@ def test_golden_rounds_half_up_and_saturates() -> None:
     low = gemm(np.full((1, 4), -128), np.full((1, 4), 127).T, np.array([0]), np.array([1]),
                np.array([0]), P8, relu=False)
     assert low[0, 0] == -128
+
+
+def test_exact_matmul_matches_integer_arithmetic_on_both_paths() -> None:
+    rng = np.random.default_rng(7)
+    for lo, hi, k in ((-128, 128, 300), (-32768, 32768, 2048)):  # the float64 (BLAS) path
+        a = rng.integers(lo, hi, (17, k), dtype=np.int64)
+        w = rng.integers(lo, hi, (k, 5), dtype=np.int64)
+        assert np.array_equal(exact_matmul(a, w), a @ w)
+    big = np.int64(2**26)  # 2**26 x 2**26 x 4 = 2**54: past float64's exact range
+    a = np.full((2, 4), big, np.int64)
+    a[0, 0] += 1  # an odd term the float path would round away
+    w = np.full((4, 3), big, np.int64)
+    assert int(big) ** 2 * 4 >= FLOAT_EXACT
+    assert np.array_equal(exact_matmul(a, w), a @ w)
 
 
 def test_golden_raw_wraps_bias_add() -> None:
