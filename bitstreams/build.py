@@ -168,9 +168,10 @@ def run_flow(req: BuildRequest, out: Path, log=None) -> float:  # type: ignore[n
 
 def parse_report(path: Path) -> dict[str, Any]:
     """nextpnr's ``--report`` JSON -> {"fmax": {clock: (achieved, constraint)}, "resources"}."""
+    from morphware.systolic.pnr import clock_fmax
+
     doc = json.loads(path.read_text())
-    fmax = {name: (round(float(v["achieved"]), 2), round(float(v["constraint"]), 2))
-            for name, v in doc.get("fmax", {}).items()}
+    fmax = clock_fmax(doc)
     resources = {name: int(v["used"]) for name, v in doc.get("utilization", {}).items()
                  if int(v.get("used", 0)) > 0}
     available = {name: int(v["available"]) for name, v in doc.get("utilization", {}).items()

@@ -326,11 +326,17 @@ def resources(report: dict, cells: dict[str, int], family: Family,
     return res, avail
 
 
+def clock_fmax(report: dict) -> dict[str, tuple[float, float]]:
+    """nextpnr's ``--report`` JSON: {clock net: (achieved MHz, constraint MHz)}."""
+    return {name: (round(float(v["achieved"]), 2), round(float(v["constraint"]), 2))
+            for name, v in report.get("fmax", {}).items()}
+
+
 def _fmax(report: dict) -> float:
-    fmax = report.get("fmax", {})
+    fmax = clock_fmax(report)
     if not fmax:
         raise RuntimeError("nextpnr's report has no clock (is the design empty?)")
-    return round(min(float(v["achieved"]) for v in fmax.values()), 2)
+    return min(achieved for achieved, _ in fmax.values())
 
 
 def run(p: ArrayParams, device: str, circuit: Circuit | None = None, target_mhz: float = 100.0,
