@@ -208,23 +208,9 @@ def _node_stats(tmp: Path) -> tuple[int, int]:
     return calls, rng
 
 
-def _txs_per_block(w3: Any, first: int, last: int, names: dict[str, str]) -> dict[str, int]:
-    """Per node: the most transactions it had in one block of [first, last]."""
-    best: dict[str, int] = {}
-    for n in range(first, last + 1):
-        per: dict[str, int] = {}
-        for tx in w3.eth.get_block(n, full_transactions=True)["transactions"]:
-            who = names.get(str(tx["from"]).lower())
-            if who:
-                per[who] = per.get(who, 0) + 1
-        for who, c in per.items():
-            best[who] = max(best.get(who, 0), c)
-    return best
-
-
 def _anvil(ks: list[int], tmp: Path, pkg: tuple, workers: tuple = WORKERS,
            path: str = "anvil, processes") -> list[dict[str, Any]]:
-    from tests.support.anvil_market import anvil_market
+    from tests.support.anvil_market import anvil_market, txs_per_block
 
     rows = []
     tmp.mkdir(parents=True, exist_ok=True)
@@ -244,7 +230,7 @@ def _anvil(ks: list[int], tmp: Path, pkg: tuple, workers: tuple = WORKERS,
             calls, rng = _node_stats(tmp)
             calls += market.rpc.total()
             outcomes, won = _outcomes(req, list(lat), net.names)
-            tpb = _txs_per_block(w3, first, int(w3.eth.block_number), net.names)
+            tpb = txs_per_block(w3, first, int(w3.eth.block_number), net.names)
             rows.append(_row(path, k, wall, lat, calls - calls0,
                              max(rng, market.rpc.max_logs_range), outcomes, won,
                              max_txs_per_block_per_node=max(tpb.values(), default=0)))

@@ -44,23 +44,10 @@ def _package(tmp: Path) -> tuple[dict[str, Path], dict, dict]:
     return pkg.files, manifest, terms
 
 
-def _txs_per_block(w3, first: int, last: int, names: dict[str, str]) -> dict[str, int]:  # noqa: ANN001
-    best: dict[str, int] = {}
-    for n in range(first, last + 1):
-        per: dict[str, int] = {}
-        for tx in w3.eth.get_block(n, full_transactions=True)["transactions"]:
-            who = names.get(str(tx["from"]).lower())
-            if who:
-                per[who] = per.get(who, 0) + 1
-        for who, c in per.items():
-            best[who] = max(best.get(who, 0), c)
-    return best
-
-
 def test_sixteen_jobs_spread_over_workers_and_nobody_honest_is_slashed(tmp_path):
     from morphware.contracts import MarketClient
 
-    from tests.support.anvil_market import anvil_market
+    from tests.support.anvil_market import anvil_market, txs_per_block
 
     files, manifest, terms = _package(tmp_path)
     with anvil_market(tmp_path, WORKERS, VALIDATORS, requester_tokens=K * 200 * TOKEN) as net:
@@ -109,7 +96,7 @@ def test_sixteen_jobs_spread_over_workers_and_nobody_honest_is_slashed(tmp_path)
         assert holdings0[by_name["requester"]] - holdings[by_name["requester"]] == paid
         for name in (*(w[0] for w in WORKERS), *VALIDATORS):
             assert holdings[by_name[name]] >= holdings0[by_name[name]], name
-        tpb = _txs_per_block(w3, first, int(w3.eth.block_number), net.names)
+        tpb = txs_per_block(w3, first, int(w3.eth.block_number), net.names)
         print("most transactions in one block, per node:", tpb)
         assert max(tpb.get(w[0], 0) for w in WORKERS) >= 2, tpb
         assert tpb.get("requester", 0) >= 2, tpb

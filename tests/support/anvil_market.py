@@ -106,3 +106,17 @@ def anvil_market(tmp: Path, workers: list[tuple[str, float] | tuple[str, float, 
                 p.kill()
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def txs_per_block(w3: Any, first: int, last: int, names: dict[str, str]) -> dict[str, int]:
+    """Per node: the most transactions it had in one block of [first, last]."""
+    best: dict[str, int] = {}
+    for n in range(first, last + 1):
+        per: dict[str, int] = {}
+        for tx in w3.eth.get_block(n, full_transactions=True)["transactions"]:
+            who = names.get(str(tx["from"]).lower())
+            if who:
+                per[who] = per.get(who, 0) + 1
+        for who, c in per.items():
+            best[who] = max(best.get(who, 0), c)
+    return best
