@@ -12,6 +12,7 @@ from .anvil import anvil_bin
 from .chain import ChainControl, EmbeddedChain, anvil_accounts, embedded_chain, start_anvil
 from .client import (
     DATA_UNUSABLE,
+    DECLINED,
     MAX_METRIC,
     METRIC_SCALE,
     MODEL_UNUSABLE,
@@ -37,7 +38,7 @@ from .deploy import Deployment, deploy
 from .tx import ContractError
 
 __all__ = [
-    "DATA_UNUSABLE", "MAX_METRIC", "METRIC_SCALE", "MODEL_UNUSABLE", "AccountInfo", "Artifact", "ChainControl", "ContractError", "Deployment",
+    "DATA_UNUSABLE", "DECLINED", "MAX_METRIC", "METRIC_SCALE", "MODEL_UNUSABLE", "AccountInfo", "Artifact", "ChainControl", "ContractError", "Deployment",
     "EmbeddedChain", "EventPoller", "JobState", "JobTerms", "MarketClient", "MarketEvent",
     "Outcome", "Phase", "Receipt", "Role", "anvil_accounts", "anvil_bin", "bid_commitment",
     "deploy", "embedded_chain", "from_fixed", "load_artifact", "metric_commitment", "new_salt",

@@ -33,7 +33,11 @@ MODEL_UNUSABLE = 2**64 - 1
 """Verdict: the validator could not fetch or decrypt the worker's model (the worker's fault)."""
 DATA_UNUSABLE = 2**64 - 2
 """Verdict: the validator could not fetch or decrypt the test data (the requester's fault)."""
-MAX_METRIC = 2**64 - 3
+DECLINED = 2**64 - 3
+"""Not a verdict: the drawn validator could not evaluate in time and says so. It is paid no fee
+(that fee goes back to the requester), is not slashed, and is left out of the median; if every
+revealed verdict is DECLINED the job ends NO_VERDICT."""
+MAX_METRIC = 2**64 - 4
 """Largest metric a verdict can carry (fixed point, see to_fixed)."""
 
 
@@ -199,7 +203,9 @@ class JobState:
     ``deadline`` is the current phase's deadline (for BIDDING, the bid deadline; reveals run until
     ``deadline + reveal_window``; for DRAWING, the *block number* whose hash seeds the draw).
     ``winner``/``price`` are the leading ask while bidding, then the winner and its price (the
-    winner is paid its own ask). ``n_validators`` becomes the number actually drawn."""
+    winner is paid its own ask). ``n_validators`` becomes the number actually drawn.
+    ``n_metric_reveals`` counts revealed verdicts that count (not DECLINED), and a DECLINED
+    reveal takes its commit back out of ``n_metric_commits``: the job settles once the two meet."""
 
     job: int
     requester: str
@@ -415,8 +421,8 @@ class MarketClient:
 
     # validator
     def commit_metric(self, job: int, metric: int, salt: bytes | None = None) -> bytes:
-        """Seal a verdict: a fixed-point metric (see to_fixed), MODEL_UNUSABLE or DATA_UNUSABLE;
-        returns the salt."""
+        """Seal a verdict: a fixed-point metric (see to_fixed), MODEL_UNUSABLE, DATA_UNUSABLE or
+        DECLINED; returns the salt."""
         salt = new_salt() if salt is None else salt
         self._market("commit_metric", job, metric_commitment(job, self.address, metric, salt))
         return salt
@@ -524,7 +530,8 @@ class MarketClient:
         return int(self._view("pool_weight"))
 
     def metrics(self, job: int) -> list[int]:
-        """The revealed verdicts of ``job`` in reveal order (metrics or the two sentinels)."""
+        """The revealed verdicts of ``job`` in reveal order (metrics or the three sentinels;
+        DECLINED reveals are listed too, though the contract does not count them)."""
         return [int(e.args["metric"]) for e in self.events(name="MetricRevealed", job=job)]
 
     def validator_slot(self, job: int, validator: str) -> bytes:

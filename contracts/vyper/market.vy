@@ -5,7 +5,8 @@
         (lowest ask wins and is paid its own ask) -> key release -> result -> validator draw
         (seeded by the hash of a block mined after the result, stake-weighted over validators
         registered before the job was posted) -> drawn validators commit, then reveal a verdict
-        (a metric, or "model unusable", or "test data unusable") -> settle by the median verdict.
+        (a metric, or "model unusable", or "test data unusable"; or "declined", which is paid
+        nothing and not counted) -> settle by the median verdict.
         Every phase has a deadline of at least `min_window` seconds after which anyone can move
         the job on (`advance`), and every path credits each token to somebody's internal balance
         or burns it; tokens leave only through `withdraw`. See docs/contracts.md for the rules in
@@ -54,10 +55,13 @@ NO_VERDICT: constant(uint256) = 6
 DATA_FAULT: constant(uint256) = 7
 KEY_REJECTED: constant(uint256) = 8
 
-# Verdicts a validator can reveal besides a metric (metrics are at most MAX_METRIC).
+# Verdicts a validator can reveal besides a metric (metrics are at most MAX_METRIC). DECLINED is
+# no verdict: the validator could not evaluate in time and says so; it is not paid, not slashed,
+# and not counted in the median.
 MODEL_UNUSABLE: constant(uint256) = 2**64 - 1
 DATA_UNUSABLE: constant(uint256) = 2**64 - 2
-MAX_METRIC: constant(uint256) = 2**64 - 3
+DECLINED: constant(uint256) = 2**64 - 3
+MAX_METRIC: constant(uint256) = 2**64 - 4
 
 MAX_VALIDATORS: constant(uint256) = 8
 DRAW_ATTEMPTS: constant(uint256) = 64
@@ -86,8 +90,9 @@ BID_FREE: constant(uint256) = 1
 
 
 # Storage per job (each a single word; see _load_core/_store_core and the shifts below):
-#   _core:    requester 160 | phase 3 | k 4 | lower_is_better 1 | metric commits 4 | metric
-#             reveals 4 | deadline 40 (while DRAWING: the block whose hash seeds the draw) |
+#   _core:    requester 160 | phase 3 | k 4 | lower_is_better 1 | metric commits 4 (less those
+#             revealed DECLINED) | metric reveals 4 (verdicts that count: not DECLINED) |
+#             deadline 40 (while DRAWING: the block whose hash seeds the draw) |
 #             sealed bids 20 | revealed bids 20
 #   _bidterms: bid_stake 96 | max_price 96 | reveal window 32 | key window 32
 #   _terms:   validator fee 96 | threshold 64 | work window 32 | commit window 32 | metric reveal 32
@@ -396,10 +401,10 @@ def _sorted(values: DynArray[uint256, MAX_VALIDATORS]) -> DynArray[uint256, MAX_
         x: uint256 = s[i]
         j: uint256 = i
         for _: uint256 in range(MAX_VALIDATORS):
-            if j == 0 or s[j - 1] <= x:
+            if j == 0 or s[unsafe_sub(j, 1)] <= x:
                 break
-            s[j] = s[j - 1]
-            j -= 1
+            s[j] = s[unsafe_sub(j, 1)]
+            j = unsafe_sub(j, 1)
         s[j] = x
     return s
 
@@ -429,45 +434,57 @@ def _verdict_key(v: uint256, lower_is_better: bool) -> uint256:
         return 0
     if v == DATA_UNUSABLE:
         return MAX_METRIC + 2
+    # v is a metric or a threshold (at most MAX_METRIC): no overflow or underflow
     if lower_is_better:
-        return 1 + MAX_METRIC - v
-    return 1 + v
+        return unsafe_sub(MAX_METRIC + 1, v)
+    return unsafe_add(v, 1)
 
 
 @internal
 @pure
 def _key_metric(key: uint256, lower_is_better: bool) -> uint256:
+    # key is a metric's (1..MAX_METRIC + 1): no underflow
     if lower_is_better:
-        return MAX_METRIC - (key - 1)
-    return key - 1
+        return unsafe_sub(MAX_METRIC + 1, key)
+    return unsafe_sub(key, 1)
 
 
 @internal
 @view
 def _judge(job: uint256, c: Core, threshold: uint256) -> (uint256, uint256):
-    """(outcome, median) from the median of the revealed verdicts. With an even count whose two
-    middle verdicts are of different kinds (or one is a metric), the chain cannot tell who is at
-    fault: NO_VERDICT, which is neutral for the worker and the requester."""
+    """(outcome, median) from the median of the revealed verdicts (DECLINED ones are not
+    stored). With an even count whose two middle verdicts are of different kinds, the one nearer
+    the threshold decides when both say the same for the worker (both reject it: "model
+    unusable" and a failing metric; or both pay it: a passing metric and "test data unusable");
+    otherwise the chain cannot tell who is at fault: NO_VERDICT, which is neutral for the worker
+    and the requester."""
     keys: DynArray[uint256, MAX_VALIDATORS] = []
     verdicts: DynArray[uint256, MAX_VALIDATORS] = self._metric_list(job, c.n_vreveal)
     for v: uint256 in verdicts:
         keys.append(self._verdict_key(v, c.lower_is_better))
     keys = self._sorted(keys)
-    lo: uint256 = keys[(len(keys) - 1) // 2]
+    lo: uint256 = keys[unsafe_sub(len(keys), 1) // 2]  # at least one verdict
     hi: uint256 = keys[len(keys) // 2]
-    if lo >= 1 and hi <= MAX_METRIC + 1:
-        median: uint256 = (self._key_metric(lo, c.lower_is_better) + self._key_metric(hi, c.lower_is_better)) // 2
-        passed: bool = median >= threshold
-        if c.lower_is_better:
-            passed = median <= threshold
-        if passed:
-            return ACCEPTED, median
-        return REJECTED, median
-    if lo != hi:
-        return NO_VERDICT, 0
+    if lo == 0 or hi > MAX_METRIC + 1:
+        # Keys at or above the threshold's pay the worker, those below reject it.
+        t: uint256 = self._verdict_key(threshold, c.lower_is_better)
+        if lo >= t:
+            hi = lo
+        elif hi < t:
+            lo = hi
+        else:
+            return NO_VERDICT, 0
     if lo == 0:
         return REJECTED, MODEL_UNUSABLE
-    return DATA_FAULT, DATA_UNUSABLE
+    if lo > MAX_METRIC + 1:
+        return DATA_FAULT, DATA_UNUSABLE
+    median: uint256 = (self._key_metric(lo, c.lower_is_better) + self._key_metric(hi, c.lower_is_better)) // 2
+    passed: bool = median >= threshold
+    if c.lower_is_better:
+        passed = median <= threshold
+    if passed:
+        return ACCEPTED, median
+    return REJECTED, median
 
 
 @internal
@@ -477,7 +494,8 @@ def _settle(job: uint256, c: Core, terms: uint256):
     a: uint256 = self._auction[job]
     best: address = convert(a & MASK160, address)
     price: uint256 = a >> 160
-    # Fees of validators that did not reveal go back to the requester.
+    # Fees of validators that did not reveal a verdict (silent, or DECLINED: n_vreveal counts
+    # only verdicts) go back to the requester; with no verdict at all the job is NO_VERDICT.
     refund: uint256 = (c.k - c.n_vreveal) * fee
     outcome: uint256 = NO_VERDICT
     median: uint256 = 0
@@ -745,7 +763,7 @@ def draw(job: uint256):
 @external
 def commit_metric(job: uint256, commitment: bytes32):
     """@notice A drawn validator seals its verdict: keccak256(abi_encode(job, validator, verdict,
-            salt)), the verdict being a metric, MODEL_UNUSABLE or DATA_UNUSABLE."""
+            salt)), the verdict being a metric, MODEL_UNUSABLE, DATA_UNUSABLE or DECLINED."""
     c: Core = self._load_core(job)
     assert c.phase == COMMIT, "market: not in verdict commit"
     assert block.timestamp <= c.deadline, "market: commit window closed"
@@ -764,7 +782,8 @@ def commit_metric(job: uint256, commitment: bytes32):
 
 @external
 def reveal_metric(job: uint256, metric: uint256, salt: bytes32):
-    """@notice Open the sealed verdict; pays this validator's fee and ends its duty. The last
+    """@notice Open the sealed verdict; ends this validator's duty and pays its fee, except for
+            DECLINED (no fee, no vote: the job waits for one committed verdict fewer). The last
             reveal settles the job. A drawn validator that never reveals is slashed."""
     c: Core = self._sync_validation(job, self._load_core(job))
     assert c.phase == REVEAL, "market: not in verdict reveal"
@@ -776,14 +795,21 @@ def reveal_metric(job: uint256, metric: uint256, salt: bytes32):
     assert keccak256(abi_encode(job, msg.sender, metric, salt)) == slot, "market: verdict != commitment"
     assert metric <= MODEL_UNUSABLE, "market: verdict out of range"
     self._vslot[job][msg.sender] = REVEALED
-    i: uint256 = c.n_vreveal
-    w: uint256 = 0
-    if i % 4 != 0:
-        w = self._metrics[job][i // 4]
-    self._metrics[job][i // 4] = w | (metric << (64 * (i % 4)))
-    c.n_vreveal = i + 1
     terms: uint256 = self._terms[job]
-    registry._credit_and_end_duty(msg.sender, terms & MASK96)
+    fee: uint256 = terms & MASK96
+    if metric == DECLINED:
+        # No verdict: no fee (it goes back to the requester at settlement), no vote, and one
+        # committed verdict fewer to wait for.
+        c.n_vcommit = unsafe_sub(c.n_vcommit, 1)  # it committed: at least 1
+        fee = 0
+    else:
+        i: uint256 = c.n_vreveal
+        w: uint256 = 0
+        if i % 4 != 0:
+            w = self._metrics[job][i // 4]
+        self._metrics[job][i // 4] = w | (metric << (64 * (i % 4)))
+        c.n_vreveal = i + 1
+    registry._credit_and_end_duty(msg.sender, fee)
     log MetricRevealed(job=job, validator=msg.sender, metric=metric)
     if c.n_vreveal == c.n_vcommit:
         self._settle(job, c, terms)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from morphware.runtime.node.chain import DATA_UNUSABLE, DECLINED, MODEL_UNUSABLE
 from morphware.runtime.node.pricing import AMOUNT_FACTS
 from morphware.runtime.node.store import JobRow, Store
 
@@ -24,6 +25,9 @@ DEFAULT_DECIMALS = 18
 DEFAULT_METRIC_SCALE = 10**6
 DEFAULT_SYMBOL = "MWT"
 METRIC_MAPS = ("revealed_metrics",)
+VERDICT_NAMES = {MODEL_UNUSABLE: "model unusable", DATA_UNUSABLE: "test data unusable",
+                 DECLINED: "declined"}
+"""The market's sentinel verdicts, shown by name instead of as a number."""
 MAX_LOSS_EVENTS = 2000  # per response: a client keeps polling with ?after= for the rest
 
 
@@ -45,8 +49,11 @@ class Units:
         return base / 10**self.decimals
 
     def metric(self, fixed: Any) -> Any:
+        """A fixed-point metric as a value; the contract's sentinel verdicts by name."""
         if isinstance(fixed, bool) or not isinstance(fixed, int):
             return fixed
+        if fixed in VERDICT_NAMES:
+            return VERDICT_NAMES[fixed]
         return fixed / self.metric_scale
 
 

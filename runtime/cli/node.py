@@ -487,7 +487,8 @@ def _print_load(store, as_json: bool) -> None:  # noqa: ANN001 - Store, lazily i
         typer.echo(f"validator: {len(v['evaluating'])}/{v['slots']} evaluating, "
                    f"~{v['eval_seconds']}s each")
         for j in v["jobs"]:
-            typer.echo(f"  job {j['job']}: {j['phase']}{' (evaluating)' if j['evaluating'] else ''}"
+            doing = " (evaluating)" if j["evaluating"] else " (declined)" if j.get("declined") else ""
+            typer.echo(f"  job {j['job']}: {j['phase']}{doing}"
                        f", expected finish {due(j['expected_finish'])}, "
                        f"commit deadline {due(j['commit_deadline'])}")
     if "rpc" in load:

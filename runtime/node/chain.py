@@ -42,6 +42,11 @@ MODEL_UNUSABLE = 2**64 - 1
 """Verdict: the trained model could not be fetched or decrypted (the worker's fault)."""
 DATA_UNUSABLE = 2**64 - 2
 """Verdict: the test data could not be fetched or decrypted (the requester's fault)."""
+DECLINED = 2**64 - 3
+"""Not a verdict: this validator cannot evaluate in time and says so (no fee, not slashed, left
+out of the median)."""
+MAX_METRIC = 2**64 - 4
+"""The largest metric a verdict carries; larger values are reported as this."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,8 @@ class ChainJob:
     outcome: str = ""
     median: int = 0
     metrics: tuple[int, ...] = ()
+    """The revealed verdicts that count (each paid the fee); DECLINED reveals are left out and
+    counted in ``extra["declined"]``."""
     windows: tuple[int, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -107,10 +114,13 @@ class Market(ABC):
         return None
 
     def to_fixed(self, value: float) -> int:
-        """A metric value as the market stores it (``metric_scale`` fixed point, >= 0)."""
-        if value < 0:
-            raise ValueError(f"metrics must be non-negative, got {value}")
-        return round(value * self.metric_scale)
+        """A metric value as the market stores it (``metric_scale`` fixed point, >= 0). A value
+        too large to store (an exploding loss, infinity) is reported as ``MAX_METRIC``, never as
+        one of the sentinel verdicts above it."""
+        if not value >= 0:  # negative or NaN
+            raise ValueError(f"metrics must be non-negative numbers, got {value}")
+        fixed = value * self.metric_scale
+        return MAX_METRIC if fixed >= MAX_METRIC else min(round(fixed), MAX_METRIC)
 
     # -- reading ------------------------------------------------------------------------------
     @abstractmethod

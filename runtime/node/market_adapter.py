@@ -20,7 +20,15 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from morphware.runtime.node.chain import OUTCOMES, ChainEvent, ChainJob, Market, MarketError, Status
+from morphware.runtime.node.chain import (
+    DECLINED,
+    OUTCOMES,
+    ChainEvent,
+    ChainJob,
+    Market,
+    MarketError,
+    Status,
+)
 from morphware.runtime.node.index import ChainIndex
 
 T = TypeVar("T")
@@ -146,7 +154,9 @@ class ContractsMarket(Market):
             validators = self._validators(job_id)
         if s.phase == Phase.CLOSED:
             outcome, median = self._outcome(job_id)
-            metrics = tuple(self.client.metrics(job_id))
+            revealed = self.client.metrics(job_id)
+            metrics = tuple(v for v in revealed if v != DECLINED)
+            extra["declined"] = len(revealed) - len(metrics)
             extra["unrevealed"] = [v for v in validators
                                    if self.client.validator_slot(job_id, v)
                                    not in (REVEALED, SLASHED)]

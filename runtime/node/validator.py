@@ -8,9 +8,15 @@ Phases in the store (role "validator")::
 
     drawn -> evaluated (metric and salt stored before the commitment is sent) -> committed
           -> revealed -> done (fee withdrawn)
-    drawn/evaluated -> missed (the window closed first)
-    drawn -> declined (its evaluations queued ahead cannot finish before the commit deadline:
-             said at once, and the protocol decides what follows)
+    drawn -> declined (the DECLINED verdict and its salt stored) -> committed -> revealed
+          -> done (earned 0: a decline is paid nothing, and it is not slashed)
+    drawn/evaluated/declined -> missed (the window closed first)
+
+A draw is declined when this node cannot evaluate it before the commit deadline: at once when
+the evaluations queued ahead of it leave no time (it never starts), or as the deadline comes
+with its evaluation still running on inputs that did arrive. An input still missing at the
+deadline (the test-set key, the model, a fetch that keeps failing) is instead its owner's fault
+and said so ("model unusable" / "test data unusable").
 
 Evaluations run at most ``eval_slots`` at a time, earliest commit deadline first; the time one
 takes is measured (meta ``eval_seconds``, averaged) and decides whether a queued one can still
@@ -33,6 +39,7 @@ from pathlib import Path
 
 from morphware.runtime.node.chain import (
     DATA_UNUSABLE,
+    DECLINED,
     MODEL_UNUSABLE,
     ChainEvent,
     ChainJob,
@@ -136,7 +143,9 @@ class Validator(Role):
 
     def _schedule(self) -> None:
         """Start evaluations, earliest commit deadline first, while a slot is free; decline a
-        draw at once when the evaluations ahead of it leave no time before its deadline."""
+        draw at once when the evaluations ahead of it leave no time to finish and commit
+        before its deadline. (A draw already tried once, whose input was missing, is retried
+        instead: if the input never comes, its owner is blamed at the deadline.)"""
         slots = self.node.config.eval_slots
         free = slots - len(self.node.tasks.running("evaluate"))
         waiting = self._waiting()
@@ -147,10 +156,10 @@ class Validator(Role):
         for job in waiting:
             deadline = int(job.facts.get("commit_deadline", 0))
             finish = now + ahead + per
-            if deadline and finish > deadline:
-                self.set_phase(job.job_id, "declined", reason=(
-                    f"evaluations queued ahead: expected done at {finish:.0f}, commit "
-                    f"deadline {deadline}"))
+            if deadline and finish > deadline - self.node.config.reaction \
+                    and "expected_finish" not in job.facts:
+                self._decline(job.job_id, f"evaluations queued ahead: expected done at "
+                              f"{finish:.0f}, commit deadline {deadline}")
                 continue
             if free > 0:
                 jid = job.job_id
@@ -163,6 +172,7 @@ class Validator(Role):
         """Drawn jobs and their expected finish, for `morphware load` and the dashboard."""
         running = self.node.tasks.running("evaluate")
         jobs = [{"job": j.job_id, "phase": j.phase, "evaluating": j.job_id in running,
+                 "declined": j.facts.get("verdict") == "declined",
                  "commit_deadline": j.facts.get("commit_deadline"),
                  "expected_finish": j.facts.get("expected_finish")}
                 for j in self.store.jobs(self.name, active_only=True)]
@@ -185,11 +195,13 @@ class Validator(Role):
         cj = self.node.chain_job(job.job_id)
         if job.phase == "drawn":
             self._drawn(job, cj)
-        elif job.phase == "evaluated":
+        elif job.phase == "declined" and "salt" not in job.facts:  # declined by an older node
+            self._decline(job.job_id, str(job.facts.get("reason", "declined")))
+        elif job.phase in ("evaluated", "declined"):
             self._commit(job, cj)
         elif job.phase == "committed":
             self._reveal(job, cj)
-        elif job.phase in ("revealed", "declined") and cj.status == Status.CLOSED:
+        elif job.phase == "revealed" and cj.status == Status.CLOSED:
             self._finish(job, cj)
 
     def _drawn(self, job: JobRow, cj: ChainJob) -> None:
@@ -206,12 +218,17 @@ class Validator(Role):
             return
         done, value, err = self.task_result(job.job_id, "evaluate")  # started by _schedule
         if done and err is None:
+            try:
+                fixed = self.market.to_fixed(value)
+            except ValueError as e:  # not a number: nothing the model can be judged by
+                self._judge_unusable(job.job_id, "model", f"the model's metric: {e}", salt)
+                return
             self.set_phase(job.job_id, "evaluated", metric=value, verdict="metric",
-                           metric_fixed=self.market.to_fixed(value), salt=salt,
-                           backend=self.node.config.eval_backend)
+                           metric_fixed=fixed, salt=salt, backend=self.node.config.eval_backend)
             return
-        # Whose input is still missing: an error that names nobody (the evaluation itself
-        # failed on the delivered model) counts against the model.
+        # Whose input is still missing (``waiting_for``: set to "model" when drawn and moved on by
+        # the evaluation as each input arrives): an error that names nobody (the evaluation
+        # itself failed on the delivered model) counts against the model.
         fault = getattr(err, "fault", "model") if done else job.facts.get("waiting_for")
         if done and isinstance(err, Unusable):
             self._judge_unusable(job.job_id, err.fault, str(err), salt)
@@ -220,9 +237,21 @@ class Validator(Role):
             self.node.tasks.reset(job.job_id, "evaluate")  # not there yet: try again
             if fault is not None:
                 self.store.upsert_job(job.job_id, self.name, waiting_for=fault)
-        if fault is not None and cj.deadline - self.market.now() <= self.node.config.reaction:
-            # Out of time: what is still missing is its owner's fault, and says so.
+        if cj.deadline - self.market.now() > self.node.config.reaction:
+            return
+        if fault and (done or "expected_finish" in job.facts):
+            # Out of time with an input still missing after trying: its owner's fault, said so.
             self._judge_unusable(job.job_id, fault, f"{fault} still missing at the deadline", salt)
+        else:
+            # Out of time with the inputs here (or never tried): this node was too slow.
+            self._decline(job.job_id, "evaluation still running at the commit deadline"
+                          if "expected_finish" in job.facts
+                          else "evaluation never started before the commit deadline")
+
+    def _decline(self, job_id: int, why: str) -> None:
+        """Commit DECLINED (salt stored first, like any verdict): no fee, and not slashed."""
+        self.set_phase(job_id, "declined", verdict="declined", reason=why,
+                       metric_fixed=DECLINED, salt=os.urandom(32).hex())
 
     def _judge_unusable(self, job_id: int, fault: str, why: str, salt: str) -> None:
         self.node.emit("validator.unusable", job=job_id, fault=fault, reason=why)
@@ -238,8 +267,10 @@ class Validator(Role):
         cfg = self.node.config
         model = self._open("model", lambda: self._fetch_model(job_id, job.facts, work),
                            transient_errors())
+        self.store.upsert_job(job_id, self.name, waiting_for="data")
         test = self._open("data", lambda: self._fetch_test(job_id, job.facts, work),
                           transient_errors())
+        self.store.upsert_job(job_id, self.name, waiting_for=None)  # both here: evaluating
         metric = self.store.get_meta(f"job_metric:{job_id}") or "accuracy"
         t0 = time.monotonic()
         try:
@@ -312,6 +343,7 @@ class Validator(Role):
 
     def _finish(self, job: JobRow, cj: ChainJob) -> None:
         self.collect(job.job_id)
-        # earned: the validator fee, paid for a revealed metric
+        # earned: the validator fee, paid for a revealed verdict (a DECLINED one is paid nothing)
+        paid = job.phase == "revealed" and job.facts.get("verdict") != "declined"
         self.set_phase(job.job_id, "done", outcome=cj.outcome,
-                       earned=cj.validator_fee if job.phase == "revealed" else 0)
+                       earned=cj.validator_fee if paid else 0)

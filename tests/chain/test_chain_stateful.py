@@ -5,7 +5,7 @@ balance) and the market's token balance equals what it owes (free balances + sta
 per job). At the end of each run, every deadline is let pass, an outsider moves every job to its
 end, every silent validator is slashed, everyone unstakes, and every party withdraws what it is
 owed: the market must be left holding nothing. Actions include cheating ones (silence in any
-phase, false verdicts, wrong reveals, bogus keys rejected by the worker).
+phase, false verdicts, declined verdicts, wrong reveals, bogus keys rejected by the worker).
 
 Two kinds of rules: ``progress`` does the next honest step of a job (so runs reach late phases),
 the others are arbitrary actions by arbitrary parties, which the contract may refuse."""
@@ -25,12 +25,13 @@ from chain_testlib import (
     shared_market,
     terms,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import Phase as Stage
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from morphware.contracts import (
     DATA_UNUSABLE,
+    DECLINED,
     MODEL_UNUSABLE,
     ContractError,
     MarketClient,
@@ -40,6 +41,8 @@ from morphware.contracts import (
 )
 
 MAX_JOBS = 3
+VERDICT_KINDS = {"pass": 900_000, "fail": 100_000, "model": MODEL_UNUSABLE,
+                 "data": DATA_UNUSABLE, "declined": DECLINED, "silent": -1}
 _READER: list[Any] = []
 
 
@@ -156,7 +159,8 @@ class MarketMachine(RuleBasedStateMachine):
             for i, addr in enumerate(self.drawn.get(job, [])):
                 if mask >> i & 1:
                     validator = self.by_address(self.m.validators, addr)
-                    verdict = [MODEL_UNUSABLE, DATA_UNUSABLE, prices[i] * 8_000][prices[i] % 3]
+                    verdict = [MODEL_UNUSABLE, DATA_UNUSABLE, DECLINED,
+                               prices[i] * 8_000][prices[i] % 4]
                     self.do_commit_metric(job, validator, verdict)
         elif st_.phase is Phase.REVEAL:
             sealed = [(k, v) for k, v in sorted(self.metrics.items()) if k[0] == job]
@@ -189,6 +193,34 @@ class MarketMachine(RuleBasedStateMachine):
             if self.m.deployer.job(job).phase is Phase.CLOSED:
                 break
             self.step_job(job, mask, prices, skip_wait=False)
+
+    @precondition(lambda self: self.jobs)
+    @rule(j=st.integers(0, MAX_JOBS),
+          verdicts=st.lists(st.sampled_from(list(VERDICT_KINDS)), min_size=4, max_size=4),
+          reveal_mask=st.integers(0, 15))
+    def validate(self, j: int, verdicts: list[str], reveal_mask: int) -> None:
+        """Drive one job honestly to its verdict commit (if it gets there: random runs seldom
+        do), then each drawn validator commits a verdict of its kind (a passing or failing
+        metric, a sentinel, DECLINED) or stays silent, and reveals it if its bit is set."""
+        job = self.job(j)
+        for _ in range(8):
+            if self.m.deployer.job(job).phase in (Phase.COMMIT, Phase.REVEAL, Phase.CLOSED):
+                break
+            self.step_job(job, 31, [30] * 5, skip_wait=False)
+        if self.m.deployer.job(job).phase is not Phase.COMMIT:
+            return
+        drawn = self.drawn.get(job, [])
+        for addr, kind in zip(drawn, verdicts, strict=False):
+            if kind != "silent":
+                self.do_commit_metric(job, self.by_address(self.m.validators, addr),
+                                      VERDICT_KINDS[kind])
+        if self.m.deployer.job(job).phase is Phase.COMMIT:
+            self.m.ctl.advance_time(WINDOW + 1)
+        for i, addr in enumerate(drawn):
+            if reveal_mask >> i & 1 and (job, addr) in self.metrics:
+                fixed, salt = self.metrics[(job, addr)]
+                self.attempt(self.by_address(self.m.validators, addr).reveal_metric, job, fixed,
+                             salt)
 
     @precondition(lambda self: self.jobs)
     @rule(j=st.integers(0, MAX_JOBS), w=st.integers(0, 4), price=st.integers(0, 120))
@@ -235,9 +267,12 @@ class MarketMachine(RuleBasedStateMachine):
         self.attempt(self.m.outsider.draw, self.job(j))
 
     @precondition(lambda self: self.jobs)
-    @rule(j=st.integers(0, MAX_JOBS), v=st.integers(0, 3), metric=st.integers(0, 1000))
-    def commit_metric(self, j: int, v: int, metric: int) -> None:
-        self.do_commit_metric(self.job(j), self.m.validators[v], metric * 1000)
+    @rule(j=st.integers(0, MAX_JOBS), v=st.integers(0, 3), metric=st.integers(0, 1000),
+          declined=st.booleans())
+    def commit_metric(self, j: int, v: int, metric: int, declined: bool) -> None:
+        """A metric, or DECLINED (the validator cannot evaluate in time)."""
+        self.do_commit_metric(self.job(j), self.m.validators[v],
+                              DECLINED if declined else metric * 1000)
 
     @precondition(lambda self: self.metrics)
     @rule(k=st.integers(0, 50), honest=st.booleans())
@@ -294,6 +329,10 @@ class MarketMachine(RuleBasedStateMachine):
                     m.outsider.advance(job)
         assert all(m.deployer.job(j).phase is Phase.CLOSED for j in self.jobs)
         assert all(m.deployer.job_held(j) == 0 for j in self.jobs)
+        for job in self.jobs:  # a DECLINED reveal is no verdict: JobClosed does not count it
+            (closed,) = m.deployer.events(name="JobClosed", job=job)
+            verdicts = [v for v in m.deployer.metrics(job) if v != DECLINED]
+            assert closed.args["n_metrics"] == len(verdicts)
         for job in self.jobs:  # a validator that stayed silent cannot leave before its slash
             for addr in self.drawn.get(job, []):
                 self.attempt(m.outsider.slash_validator, job, addr)
@@ -306,8 +345,13 @@ class MarketMachine(RuleBasedStateMachine):
         assert m.deployer.token_balance(m.deployment.market) == 0
 
     def teardown(self) -> None:
+        verdicts = [v for j in self.jobs for v in self.m.deployer.metrics(j)]
+        outcomes = [int(e.args["outcome"]) for j in self.jobs
+                    for e in self.m.deployer.events(name="JobClosed", job=j)]
         print(f"stateful run: {self.ok} accepted actions, {len(self.jobs)} jobs, "
-              f"phases {[self.m.deployer.job(j).phase.name for j in self.jobs]}")
+              f"phases {[self.m.deployer.job(j).phase.name for j in self.jobs]}, outcomes "
+              f"{outcomes}, {len(verdicts)} verdicts revealed "
+              f"({sum(v == DECLINED for v in verdicts)} DECLINED)")
         try:
             self.drain()
         finally:
@@ -325,7 +369,7 @@ TestMarketStateful = pytest.mark.chain(MarketMachine.TestCase)
 
 REQUESTER_MOVES = ("honest", "no_key", "bogus_key", "no_test_keys", "shill_low", "shill_high")
 WORKER_MOVES = ("honest", "no_reveal", "garbage", "no_result")
-VALIDATOR_MOVES = ("honest", "silent", "no_reveal", "lie")
+VALIDATOR_MOVES = ("honest", "silent", "no_reveal", "lie", "decline")
 ASKS = (40, 60)  # the would-be winner and an honest competitor
 
 
@@ -429,7 +473,7 @@ class Run:
             if move == "silent":
                 continue
             said = (MODEL_UNUSABLE if truth != MODEL_UNUSABLE else to_fixed(0.95)) \
-                if move == "lie" else truth
+                if move == "lie" else DECLINED if move == "decline" else truth
             salts[v] = (said, v.commit_metric(job, said), move)
         if req.job(job).phase is Phase.COMMIT:  # someone stayed silent: wait out the commits
             m.ctl.advance_time(WINDOW + 1)
@@ -454,6 +498,8 @@ SLASHED_SLOT = (3).to_bytes(32, "big")
           phases=[Stage.explicit, Stage.generate], suppress_health_check=[HealthCheck.too_slow])
 @given(req_move=st.sampled_from(REQUESTER_MOVES), worker_move=st.sampled_from(WORKER_MOVES),
        val_move=st.sampled_from(VALIDATOR_MOVES), liar=st.integers(0, 2))
+@example(req_move="honest", worker_move="honest", val_move="decline", liar=1)
+@example(req_move="honest", worker_move="garbage", val_move="decline", liar=0)
 def test_no_deviation_pays_and_no_honest_party_loses(req_move: str, worker_move: str,
                                                      val_move: str, liar: int) -> None:
     """Each party plays honestly or one deviation (at most one validator deviates: a colluding

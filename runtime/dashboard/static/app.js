@@ -114,7 +114,7 @@ function renderLoad(load) {
     cell(tr, `#${r.job}`);
     cell(tr, r.role);
     phaseBadge(cell(tr, ""), r.phase);
-    cell(tr, r.now ? "running" : "");
+    cell(tr, r.now ? "running" : r.declined ? "declined" : "");
     cell(tr, when(r.expected_finish));
     cell(tr, when(r.deadline));
   });
