@@ -142,6 +142,12 @@ def test_metrics_median_threshold_and_per_validator(client: TestClient, store: S
     store.upsert_job(REQ_JOB, "requester", revealed_metrics={VALIDATORS[1]: 905_000})
     m = client.get(f"/api/jobs/{REQ_JOB}/metrics").json()
     assert [v["metric"] for v in m["validators"]] == [None, pytest.approx(0.905), None]
+    # the market's sentinel verdicts are shown by name, not as 1.8e13
+    store.upsert_job(REQ_JOB, "requester", revealed_metrics={
+        VALIDATORS[0]: 2**64 - 1, VALIDATORS[1]: 2**64 - 2, VALIDATORS[2]: 2**64 - 3})
+    m = client.get(f"/api/jobs/{REQ_JOB}/metrics").json()
+    assert [v["metric"] for v in m["validators"]] == ["model unusable", "test data unusable",
+                                                      "declined"]
 
 
 def test_validator_sees_its_own_metric(tmp_path: Path) -> None:
