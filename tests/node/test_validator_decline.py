@@ -44,6 +44,14 @@ def test_overdrawn_validator_declines_what_it_cannot_finish_and_is_never_slashed
         return real(model, test, metric, backend=backend)
 
     monkeypatch.setattr(engine, "evaluate", gated)
+    try:
+        _run(local_market, tmp_path, gates, held)
+    finally:  # never leave an evaluation held: the nodes' stop waits for their background work
+        for g in list(gates.values()):
+            g.set()
+
+
+def _run(local_market, tmp_path, gates: dict[int, threading.Event], held: list[int]) -> None:
     cast = [CAST[0], CAST[1], *CAST[3:]]  # requester, worker-a, three validators
     for p in cast:
         local_market.add(p)
