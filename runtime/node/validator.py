@@ -20,7 +20,8 @@ and said so ("model unusable" / "test data unusable").
 
 Evaluations run at most ``eval_slots`` at a time, earliest commit deadline first; the time one
 takes is measured (meta ``eval_seconds``, averaged) and decides whether a queued one can still
-make its deadline.
+make its deadline (before the first measurement nothing is declined early: a guess would turn
+away draws this node can serve).
 
 The test-set key arrives on chain (``TestKeysReleased``: one blob per drawn validator, in draw
 order; ours is wrapped for this node); the trained
@@ -152,11 +153,14 @@ class Validator(Role):
         if not waiting:
             return
         now, per = self.market.now(), self.eval_seconds()
+        # Decline early only on a measured evaluation time: a guess would turn away draws this
+        # node could serve (and a draw it cannot finish is still declined at its deadline).
+        measured = self.store.get_meta("eval_seconds") is not None
         ahead = len(self.node.tasks.running("evaluate")) * per / slots
         for job in waiting:
             deadline = int(job.facts.get("commit_deadline", 0))
             finish = now + ahead + per
-            if deadline and finish > deadline - self.node.config.reaction \
+            if measured and deadline and finish > deadline - self.node.config.reaction \
                     and "expected_finish" not in job.facts:
                 self._decline(job.job_id, f"evaluations queued ahead: expected done at "
                               f"{finish:.0f}, commit deadline {deadline}")
