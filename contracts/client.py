@@ -17,6 +17,7 @@ from eth_keys import keys
 from eth_utils import event_abi_to_log_topic, keccak, to_checksum_address
 
 from .deploy import Deployment
+from .rpc import cache_chain_id
 from .tx import ContractError, lock_for, revert_reason, send
 
 LOG_RANGE = 2000
@@ -292,6 +293,7 @@ class MarketClient:
     """The market as seen by one account. Thread-safe across clients sharing one ``w3``."""
 
     def __init__(self, w3: Any, deployment: Deployment, account: LocalAccount) -> None:
+        cache_chain_id(w3)  # web3 asks it before every call; a connection's chain never changes
         self.w3 = w3
         self.deployment = deployment
         self.account = account

@@ -6,10 +6,13 @@ sent raw, so the node needs no unlocked accounts."""
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+
+from .rpc import chain_id
 
 _LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
@@ -95,9 +98,10 @@ def send(w3: Any, account: LocalAccount, call: Any, label: str, value: int = 0) 
     """Estimate, sign, send and wait for ``call`` (a ContractFunction or ContractConstructor).
 
     Returns the receipt. A revert (at estimation or on chain) raises ContractError. The chain
-    lock is held only to estimate, take a nonce and send: on a JSON-RPC chain the wait for the
-    receipt runs outside it, so other threads of this process (another job's step) can send
-    their transactions into the same block."""
+    lock is held only to estimate, take a nonce and send; the wait for the block that holds the
+    transaction runs outside it, so other threads of this process (another job's step, another
+    in-process node) send their transactions into the same block. On an embedded chain that
+    mines every transaction at once the receipt is read under the lock right away."""
     from web3.exceptions import ContractLogicError, ContractPanicError
 
     from .chain import is_embedded
@@ -110,9 +114,12 @@ def send(w3: Any, account: LocalAccount, call: Any, label: str, value: int = 0) 
     except ImportError:
         pass
     embedded = is_embedded(w3)
+    batching = embedded and bool(getattr(w3.provider.ethereum_tester, "batching", False))
     nonces = _nonces(w3)
-    with lock_for(w3):
-        params: dict[str, Any] = {"from": account.address, "value": value}
+    lock = lock_for(w3)
+    with lock:
+        params: dict[str, Any] = {"from": account.address, "value": value,
+                                  "chainId": chain_id(w3)}  # asked once per connection
         try:
             params["gas"] = _gas_limit(w3, call, params)
         except rejected as exc:
@@ -123,24 +130,62 @@ def send(w3: Any, account: LocalAccount, call: Any, label: str, value: int = 0) 
             signed = account.sign_transaction(tx)
             try:
                 tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+                seen = w3.provider.ethereum_tester.head_changes if batching else 0
                 break
             except Exception as exc:
                 nonces.forget(account.address)  # e.g. this key was used elsewhere meanwhile
                 if attempt == 2 or "nonce" not in str(exc).lower():
                     raise
-        if embedded:  # eth-tester mines at once; its chain must not be read concurrently
+        if embedded and not batching:  # mined at once; eth-tester must not be read concurrently
             receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
-    if not embedded:
-        try:
+    try:
+        if batching:
+            receipt = _wait_batched(w3, tx_hash, lock, seen)
+        elif not embedded:
             receipt = w3.eth.wait_for_transaction_receipt(
                 tx_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=RECEIPT_POLL_S)
-        except Exception:
-            with lock_for(w3):
-                nonces.forget(account.address)
-            raise
+    except Exception:
+        with lock:
+            nonces.forget(account.address)
+        raise
     if receipt["status"] != 1:
-        raise ContractError(_replayed_reason(w3, tx, receipt, tx_hash.hex()), label)
+        if embedded:
+            with lock:
+                reason = _replayed_reason(w3, tx, receipt, tx_hash.hex())
+        else:
+            reason = _replayed_reason(w3, tx, receipt, tx_hash.hex())
+        raise ContractError(reason, label)
     return receipt
+
+
+def _wait_batched(w3: Any, tx_hash: Any, lock: threading.RLock, seen: int) -> Any:
+    """The receipt of a transaction sent into an embedded chain's pending block (when the chain
+    had mined ``seen`` blocks), once a block holds it. Waits for the block producer without the
+    chain lock; a caller that holds the lock itself (the producer could never mine) gets the
+    block mined at once."""
+    from eth_tester.exceptions import TransactionNotFound as NotInTester
+    from web3.exceptions import TimeExhausted, TransactionNotFound
+
+    tester = w3.provider.ethereum_tester
+    deadline = time.monotonic() + RECEIPT_TIMEOUT_S
+    held = lock._is_owned()  # by our caller: the block producer cannot mine while we wait
+    while True:
+        if held:
+            tester.mine_blocks(1)
+        elif not tester.wait_mined(seen, max(0.0, deadline - time.monotonic())):
+            raise TimeExhausted(f"transaction {tx_hash.hex()} is not in a block after "
+                                f"{RECEIPT_TIMEOUT_S:g} s")
+        with lock:
+            seen = tester.head_changes
+            try:
+                return w3.eth.get_transaction_receipt(tx_hash)  # not found while pending
+            except TransactionNotFound:
+                pass
+            try:  # still pending, or gone with a revert to a snapshot?
+                tester.get_transaction_by_hash(tx_hash.to_0x_hex())
+            except NotInTester:
+                raise TransactionNotFound(f"transaction {tx_hash.to_0x_hex()} was dropped from "
+                                          "the pending block (a revert to a snapshot?)") from None
 
 
 def _replayed_reason(w3: Any, tx: dict[str, Any], receipt: Any, tx_hash: str) -> str:

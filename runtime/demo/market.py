@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,17 +74,16 @@ class LocalMarket:
     """An embedded chain with the contracts deployed, and in-process nodes on loopback."""
 
     def __init__(self, root: Path, *, n_accounts: int = 12, poll_interval: float = 0.1,
-                 fund: int = 2_000 * TOKEN, block_time: float = 1.0,
+                 fund: int = 2_000 * TOKEN, block_time: int = 1,
                  echo: Callable[[str], None] | None = None) -> None:
         from morphware.contracts import ChainControl, deploy, embedded_chain
-        from morphware.contracts.tx import lock_for
 
         self.root = Path(root)
         self.chain = embedded_chain(n_accounts)
         self.w3 = self.chain.w3
         self.deployment = deploy(self.w3, self.chain.accounts[0], dev=True, min_stake=TOKEN,
                                  min_window=MIN_WINDOW, draw_delay=1)
-        self.lock = lock_for(self.w3)
+        self.lock = self.chain.lock
         self.control = ChainControl(self.w3)
         self.poll_interval = poll_interval
         self.fund_amount = fund
@@ -94,26 +94,30 @@ class LocalMarket:
         self._echo = echo
         self._t0 = time.time()
         self._mlock = threading.Lock()
-        self._closing = threading.Event()
-        self._miner = threading.Thread(target=self._produce_blocks, args=(block_time,),
-                                       daemon=True, name="block-producer")
-        self._miner.start()
+        # From here on the chain is live: a block every block_time with whatever was sent in it
+        # (the chain clock follows the wall clock however busy the nodes are), an empty one when
+        # idle (deadlines are checked against block time, the validator draw waits for a block
+        # mined after the result). After a ``warp`` the chain keeps its lead and ticks on at
+        # wall-clock pace.
+        self.chain.produce_blocks(block_time)
+        self._fund_all()
 
-    def _produce_blocks(self, block_time: float) -> None:
-        """Mine an empty block when the chain has had none for ``block_time`` wall-clock
-        seconds, as any live chain does: deadlines are checked against block time, the validator
-        draw waits for a block mined after the result, and an idle eth-tester would stand still.
-        (eth-tester stamps each block at least one second after its parent, so mining more
-        often would run the chain clock ahead of the wall clock; after a ``warp`` the chain
-        keeps its lead and ticks on at wall-clock pace.)"""
-        last_n, last_t = -1, time.time()
-        while not self._closing.wait(block_time / 2):
-            with self.lock:
-                n = int(self.w3.eth.block_number)
-                if n != last_n:
-                    last_n, last_t = n, time.time()
-                elif time.time() - last_t >= block_time:
-                    self.control.mine()
+    def _fund_all(self) -> None:
+        """Fund every participant account up front, all at once: each account's faucet steps
+        and its approval are in flight together (one nonce each), so they share a block instead
+        of taking two blocks per participant as each joins."""
+        from morphware.contracts import MarketClient
+
+        step = 10_000 * TOKEN  # the dev faucet's most per call
+        calls: list[Callable[[], Any]] = []
+        for acct in self.chain.accounts[1:]:
+            client = MarketClient(self.w3, self.deployment, acct)
+            calls += [lambda c=client, a=min(step, self.fund_amount - done): c.faucet(a)
+                      for done in range(0, self.fund_amount, step)]
+            calls.append(client.approve)
+        with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="fund") as pool:
+            for f in [pool.submit(call) for call in calls]:
+                f.result()
 
     def _sink(self, kind: str, data: dict[str, Any]) -> None:
         with self._mlock:
@@ -122,7 +126,7 @@ class LocalMarket:
             self._echo(_describe(time.time() - self._t0, kind, data))
 
     def market_for(self, name: str) -> Any:
-        """A Market for a participant's account (a fresh account the first time)."""
+        """A Market for a participant's account (a fresh, funded account the first time)."""
         from morphware.contracts import MarketClient
         from morphware.runtime.node.chain import Locked
         from morphware.runtime.node.market_adapter import ContractsMarket
@@ -132,18 +136,28 @@ class LocalMarket:
                 raise ValueError(f"no account left for {name}; raise n_accounts")
             self._accounts[name] = self.chain.accounts[self._next_account]
             self._next_account += 1
-            fresh = True
-        else:
-            fresh = False
         acct = self._accounts[name]
-        market = Locked(ContractsMarket(MarketClient(self.w3, self.deployment, acct)), self.lock)
-        if fresh:
-            market.fund(self.fund_amount)
-        return market
+        return Locked(ContractsMarket(MarketClient(self.w3, self.deployment, acct)), self.lock)
 
     def add(self, p: Participant, *, profile: WorkerProfile | None = None,
             fetch_timeout: float = 60.0, stall_timeout: float = 6.0) -> Node:
         """Start (or restart, on the same data dir) the node of ``p``."""
+        node = self._build(p, profile, fetch_timeout, stall_timeout)
+        node.start()
+        return node
+
+    def add_all(self, cast: list[Participant], *,
+                profiles: dict[str, WorkerProfile] | None = None) -> list[Node]:
+        """Start the nodes of ``cast`` together: their registrations share a block, where
+        ``add`` one after another takes a block per node. Accounts go in ``cast`` order."""
+        nodes = [self._build(p, (profiles or {}).get(p.name), 60.0, 6.0) for p in cast]
+        with ThreadPoolExecutor(max_workers=max(1, len(nodes)), thread_name_prefix="start") as pool:
+            for f in [pool.submit(n.start) for n in nodes]:
+                f.result()
+        return nodes
+
+    def _build(self, p: Participant, profile: WorkerProfile | None, fetch_timeout: float,
+               stall_timeout: float) -> Node:
         market = self.market_for(p.name)
         acct = self._accounts[p.name]
         if "worker" in p.roles and profile is None:
@@ -155,16 +169,19 @@ class LocalMarket:
                          fetch_timeout=fetch_timeout, stall_timeout=stall_timeout, name=p.name)
         node = build_node(NodeKey(acct.address, bytes(acct.key)), market, cfg, on_event=self._sink)
         self.nodes[p.name] = node
-        node.start()
         return node
 
     def stop(self, name: str) -> None:
         self.nodes.pop(name).stop()
 
     def close(self) -> None:
-        self._closing.set()
-        for name in list(self.nodes):
-            self.stop(name)
+        """Stop every node (together: one may be waiting for its transaction's block) and then
+        the block producer."""
+        names = list(self.nodes)
+        if names:
+            with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="stop") as pool:
+                list(pool.map(self.stop, names))
+        self.chain.close()
 
     def balances(self) -> dict[str, int]:
         """Token wallet + free balance in the market + stake, per participant."""

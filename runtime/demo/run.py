@@ -66,10 +66,12 @@ def run_demo(job: Path = EXAMPLE_JOB, root: Path | None = None, *, timeout: floa
     t0 = time.time()
     market = LocalMarket(Path(root), echo=echo)
     try:
-        for p in cast:
-            node = market.add(p)
-            if p.name == "requester" and on_requester is not None:
-                on_requester(node)
+        for p in cast:  # the requester first (the dashboard serves its store from the start)
+            if p.name == "requester":
+                node = market.add(p)
+                if on_requester is not None:
+                    on_requester(node)
+        market.add_all([p for p in cast if p.name != "requester"])  # registrations in one block
         before = market.balances()
         requester = market.nodes["requester"]
         local_id = requester.roles["requester"].submit(job)

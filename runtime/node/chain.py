@@ -8,7 +8,9 @@ normalised: amounts in token base units, times as chain timestamps (seconds), ad
 checksummed.
 
 Several in-process nodes may share one embedded chain (the demo); ``Locked`` serialises their
-calls with one lock, because eth-tester is not thread-safe.
+reads with one lock, because eth-tester is not thread-safe. Transactions take that lock only to
+send (``contracts.tx.send``), not while they wait for their block: the embedded chain batches
+what is sent in one block period into one block.
 """
 
 from __future__ import annotations
@@ -222,7 +224,9 @@ class Market(ABC):
 
 
 class Locked(Market):
-    """A Market whose every call holds ``lock``: in-process nodes sharing one eth-tester."""
+    """A Market whose reads hold ``lock``: in-process nodes sharing one eth-tester. Writes
+    lock inside (``contracts.tx.send``) only to send: holding the lock while a transaction
+    waits for its block would keep the block producer, and so every other node, out."""
 
     def __init__(self, inner: Market, lock: threading.RLock) -> None:
         self._inner = inner
@@ -238,6 +242,10 @@ class Locked(Market):
     def _call(self, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         with self._lock:
             return fn(*a, **kw)
+
+    @staticmethod
+    def _send(fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
+        return fn(*a, **kw)
 
     def head(self) -> int:
         return self._call(self._inner.head)
@@ -267,52 +275,52 @@ class Locked(Market):
         return self._call(self._inner.owed, address)
 
     def fund(self, amount: int) -> None:
-        self._call(self._inner.fund, amount)
+        self._send(self._inner.fund, amount)
 
     def register(self, role: str, stake: int, pubkey: bytes) -> None:
-        self._call(self._inner.register, role, stake, pubkey)
+        self._send(self._inner.register, role, stake, pubkey)
 
     def post_job(self, **kw: Any) -> int:
-        return self._call(self._inner.post_job, **kw)
+        return self._send(self._inner.post_job, **kw)
 
     def commit_bid(self, job_id: int, price: int, salt: bytes) -> None:
-        self._call(self._inner.commit_bid, job_id, price, salt)
+        self._send(self._inner.commit_bid, job_id, price, salt)
 
     def reveal_bid(self, job_id: int, price: int, salt: bytes) -> None:
-        self._call(self._inner.reveal_bid, job_id, price, salt)
+        self._send(self._inner.reveal_bid, job_id, price, salt)
 
     def finalize(self, job_id: int) -> None:
-        self._call(self._inner.finalize, job_id)
+        self._send(self._inner.finalize, job_id)
 
     def release_key(self, job_id: int, wrapped: bytes) -> None:
-        self._call(self._inner.release_key, job_id, wrapped)
+        self._send(self._inner.release_key, job_id, wrapped)
 
     def release_test_keys(self, job_id: int, wrapped: dict[str, bytes]) -> None:
-        self._call(self._inner.release_test_keys, job_id, wrapped)
+        self._send(self._inner.release_test_keys, job_id, wrapped)
 
     def slash_validator(self, job_id: int, validator: str) -> None:
-        self._call(self._inner.slash_validator, job_id, validator)
+        self._send(self._inner.slash_validator, job_id, validator)
 
     def submit_result(self, job_id: int, magnet: str, content_hash: bytes) -> None:
-        self._call(self._inner.submit_result, job_id, magnet, content_hash)
+        self._send(self._inner.submit_result, job_id, magnet, content_hash)
 
     def reject_key(self, job_id: int) -> None:
-        self._call(self._inner.reject_key, job_id)
+        self._send(self._inner.reject_key, job_id)
 
     def draw(self, job_id: int) -> None:
-        self._call(self._inner.draw, job_id)
+        self._send(self._inner.draw, job_id)
 
     def commit_metric(self, job_id: int, metric: int, salt: bytes) -> None:
-        self._call(self._inner.commit_metric, job_id, metric, salt)
+        self._send(self._inner.commit_metric, job_id, metric, salt)
 
     def reveal_metric(self, job_id: int, metric: int, salt: bytes) -> None:
-        self._call(self._inner.reveal_metric, job_id, metric, salt)
+        self._send(self._inner.reveal_metric, job_id, metric, salt)
 
     def advance(self, job_id: int) -> None:
-        self._call(self._inner.advance, job_id)
+        self._send(self._inner.advance, job_id)
 
     def settle(self, job_id: int) -> None:
-        self._call(self._inner.settle, job_id)
+        self._send(self._inner.settle, job_id)
 
     def withdraw(self) -> int:
-        return self._call(self._inner.withdraw)
+        return self._send(self._inner.withdraw)

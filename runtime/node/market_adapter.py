@@ -190,7 +190,7 @@ class ContractsMarket(Market):
     def _recent(self, name: str, job_id: int | None = None) -> list[Any]:
         """``name`` events mined after the last indexed block (at most ``log_range`` blocks back
         from the head): facts the poller has not reached yet."""
-        head = int(self.w3.eth.block_number)
+        head = self.client.block_number()  # under the chain lock: writes call this unlocked
         lo = self.index.last_block() + 1 if self.index is not None else 0
         lo = max(lo, head - self.log_range + 1)
         if lo > head:

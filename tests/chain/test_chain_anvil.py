@@ -107,3 +107,23 @@ def test_deadlines_follow_wall_clock_on_anvil_without_new_blocks(anvil_url: str)
     assert w3.eth.get_block("latest")["timestamp"] <= deadline  # no block since the deadline
     w.reveal_bid(job, TOKEN, salt)
     assert req.job(job).n_bid_reveals == 1
+
+
+def test_the_chain_id_is_asked_once_per_connection_over_http(anvil_url: str) -> None:
+    """web3 asks eth_chainId before every call, gas estimate and transaction build; a client
+    asks it once per connection (answered from memory after that)."""
+    from morphware.contracts.rpc import count_rpc
+    from web3 import Web3
+
+    w3 = Web3(Web3.HTTPProvider(anvil_url))
+    counter = count_rpc(w3)
+    accounts = anvil_accounts(10)
+    dep = deploy(w3, accounts[0], dev=True, min_stake=MIN_STAKE, min_window=MIN_WINDOW)
+    c = MarketClient(w3, dep, accounts[9])
+    for _ in range(3):
+        c.faucet(TOKEN)
+        c.token_balance()
+    c.approve()
+    assert c.job_count() >= 0
+    assert counter.total(method="eth_chainId") == 1
+    assert counter.total(method="eth_call") >= 4 and counter.total(method="eth_estimateGas") >= 4

@@ -26,8 +26,7 @@ def test_more_jobs_than_a_worker_can_finish_get_bids_only_where_they_fit(local_m
     slow = WorkerProfile(backend="cpu", macs_per_s=WORK_MACS / (ESTIMATE_S - 2.0),
                          price_per_s=0.5, overhead_s=2.0)
     cast = [CAST[0], CAST[1], *CAST[3:]]  # requester, worker-a, three validators
-    for p in cast:
-        local_market.add(p, profile=slow if p.name == "worker-a" else None)
+    local_market.add_all(cast, profiles={"worker-a": slow})
     before = local_market.balances()
     req, worker = local_market.nodes["requester"], local_market.nodes["worker-a"]
     locals_ = []

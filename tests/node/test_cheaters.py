@@ -18,9 +18,7 @@ FEE = 1 * TOKEN
 
 
 def _start(market, names):
-    for p in CAST:
-        if p.name in names:
-            market.add(p)
+    market.add_all([p for p in CAST if p.name in names])
     return market.balances()
 
 

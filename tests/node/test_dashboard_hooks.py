@@ -50,8 +50,7 @@ def test_metric_revealed_events_are_recorded_per_validator(local_market):
 
 
 def test_finished_job_api_reports_node_and_each_validators_metric(local_market, tmp_path):
-    for p in [c for c in CAST if c.name != "worker-b"]:
-        local_market.add(p)
+    local_market.add_all([c for c in CAST if c.name != "worker-b"])
     job = post(local_market, tmp_path / "pkg")
     assert local_market.warp_past_bidding(job, 1, timeout=20)
     req = local_market.nodes["requester"]

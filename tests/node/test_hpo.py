@@ -71,8 +71,7 @@ def _package(data_dir: Path, local_id: int) -> Path:
 
 
 def test_trials_are_market_jobs_ranked_on_the_validation_split(local_market, tmp_path):
-    for p in CAST[:2] + CAST[3:4]:  # requester, one worker, one validator
-        local_market.add(p)
+    local_market.add_all(CAST[:2] + CAST[3:4])  # requester, one worker, one validator
     job = _job(tmp_path, name="digits-hpo", epochs=2, trials=2, parallel=2)
     data_dir = local_market.nodes["requester"].data_dir
     res = run_hpo(job, data_dir, timeout=150, poll=0.2)
@@ -97,8 +96,7 @@ def test_trials_are_market_jobs_ranked_on_the_validation_split(local_market, tmp
 
 
 def test_successive_halving_continues_from_parent_weights_and_resumes(local_market, tmp_path):
-    for p in CAST[:3] + CAST[3:4]:  # requester, two workers, one validator
-        local_market.add(p)
+    local_market.add_all(CAST[:3] + CAST[3:4])  # requester, two workers, one validator
     job = _job(tmp_path, name="digits-sh", epochs=2, trials=4, parallel=3,
                extra="min_epochs = 1\neta = 2")
     data_dir = local_market.nodes["requester"].data_dir

@@ -18,8 +18,7 @@ BID_STAKE = 5 * TOKEN
 
 
 def _start(market, cast):
-    for p in cast:
-        market.add(p)
+    market.add_all(list(cast))
     return market.balances()
 
 

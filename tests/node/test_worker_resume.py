@@ -25,9 +25,7 @@ def _steps_done(node, job: int) -> int:
 
 def test_worker_killed_mid_training_resumes_from_its_checkpoint_and_is_paid(
         local_market, tmp_path):
-    for p in CAST:
-        if p.name != "worker-b":
-            local_market.add(p)
+    local_market.add_all([p for p in CAST if p.name != "worker-b"])
     files, manifest, terms = make_package(tmp_path / "pkg", epochs=EPOCHS)
     terms["windows"][3] = 1800  # a work window no slow machine runs out of
     req = local_market.nodes["requester"]
