@@ -148,9 +148,14 @@ class EmbeddedChain:
 
     w3: Any
     accounts: list[LocalAccount]
-    lock: threading.RLock = field(default_factory=threading.RLock)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _producer: threading.Thread | None = field(default=None, repr=False)
+
+    @property
+    def lock(self) -> Any:
+        from .tx import lock_for
+
+        return lock_for(self.w3)  # looked up each time: a caller may swap it (bench timing)
 
     @property
     def tester(self) -> Any:
@@ -211,8 +216,6 @@ def embedded_chain(n_accounts: int = 10, block_time: int | None = None) -> Embed
     from eth_tester import PyEVMBackend
     from web3 import EthereumTesterProvider, Web3
 
-    from .tx import lock_for
-
     if n_accounts < 1:
         raise ValueError(f"n_accounts must be at least 1, got {n_accounts}")
     genesis = PyEVMBackend.generate_genesis_state(num_accounts=n_accounts)
@@ -220,7 +223,7 @@ def embedded_chain(n_accounts: int = 10, block_time: int | None = None) -> Embed
     tester = _block_period_tester()(backend)
     w3 = Web3(EthereumTesterProvider(tester))
     accounts = [Account.from_key(k.to_bytes()) for k in backend.account_keys[:n_accounts]]
-    chain = EmbeddedChain(w3=w3, accounts=accounts, lock=lock_for(w3))
+    chain = EmbeddedChain(w3=w3, accounts=accounts)
     if block_time is not None:
         chain.produce_blocks(block_time)
     return chain

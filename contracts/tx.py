@@ -114,10 +114,11 @@ def send(w3: Any, account: LocalAccount, call: Any, label: str, value: int = 0) 
     except ImportError:
         pass
     embedded = is_embedded(w3)
-    batching = embedded and bool(getattr(w3.provider.ethereum_tester, "batching", False))
     nonces = _nonces(w3)
     lock = lock_for(w3)
     with lock:
+        # an embedded chain that batches keeps the transaction pending until its next block
+        batching = embedded and bool(getattr(w3.provider.ethereum_tester, "batching", False))
         params: dict[str, Any] = {"from": account.address, "value": value,
                                   "chainId": chain_id(w3)}  # asked once per connection
         try:
@@ -130,7 +131,9 @@ def send(w3: Any, account: LocalAccount, call: Any, label: str, value: int = 0) 
             signed = account.sign_transaction(tx)
             try:
                 tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-                seen = w3.provider.ethereum_tester.head_changes if batching else 0
+                if batching:
+                    tester = w3.provider.ethereum_tester
+                    seen, due = tester.head_changes, tester.due()
                 break
             except Exception as exc:
                 nonces.forget(account.address)  # e.g. this key was used elsewhere meanwhile
@@ -140,7 +143,7 @@ def send(w3: Any, account: LocalAccount, call: Any, label: str, value: int = 0) 
             receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
     try:
         if batching:
-            receipt = _wait_batched(w3, tx_hash, lock, seen)
+            receipt = _wait_batched(w3, tx_hash, lock, seen, due)
         elif not embedded:
             receipt = w3.eth.wait_for_transaction_receipt(
                 tx_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=RECEIPT_POLL_S)
@@ -158,25 +161,33 @@ def send(w3: Any, account: LocalAccount, call: Any, label: str, value: int = 0) 
     return receipt
 
 
-def _wait_batched(w3: Any, tx_hash: Any, lock: threading.RLock, seen: int) -> Any:
-    """The receipt of a transaction sent into an embedded chain's pending block (when the chain
-    had mined ``seen`` blocks), once a block holds it. Waits for the block producer without the
-    chain lock; a caller that holds the lock itself (the producer could never mine) gets the
-    block mined at once."""
+LATE_S = 0.25
+"""How long past its due time a waiting sender gives the block producer before it mines the
+block itself (the producer cannot while the sender's caller holds the chain lock)."""
+
+
+def _wait_batched(w3: Any, tx_hash: Any, lock: Any, seen: int, due: int) -> Any:
+    """The receipt of a transaction sent into an embedded chain's pending block, once a block
+    holds it. ``seen``: the chain's ``head_changes`` when it was sent; ``due``: the chain time
+    its block is mined at. Waits for the block producer without the chain lock; if the block is
+    not mined on time (the caller holds the chain lock, or the producer stopped) the sender
+    mines it itself, at its due time still."""
     from eth_tester.exceptions import TransactionNotFound as NotInTester
     from web3.exceptions import TimeExhausted, TransactionNotFound
 
     tester = w3.provider.ethereum_tester
     deadline = time.monotonic() + RECEIPT_TIMEOUT_S
-    held = lock._is_owned()  # by our caller: the block producer cannot mine while we wait
     while True:
-        if held:
-            tester.mine_blocks(1)
-        elif not tester.wait_mined(seen, max(0.0, deadline - time.monotonic())):
-            raise TimeExhausted(f"transaction {tx_hash.hex()} is not in a block after "
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeExhausted(f"transaction {tx_hash.to_0x_hex()} is not in a block after "
                                 f"{RECEIPT_TIMEOUT_S:g} s")
+        if not tester.wait_mined(seen, min(left, max(0.0, due - tester.clock()) + LATE_S)):
+            with lock:
+                if tester.clock() >= tester.due():  # overdue: the producer could not mine it
+                    tester.mine_blocks(1)
         with lock:
-            seen = tester.head_changes
+            seen, due = tester.head_changes, tester.due()
             try:
                 return w3.eth.get_transaction_receipt(tx_hash)  # not found while pending
             except TransactionNotFound:

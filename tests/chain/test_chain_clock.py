@@ -148,3 +148,15 @@ def test_the_chain_id_is_asked_once_per_connection():
     for _ in range(3):
         token.functions.balanceOf(alice.address).call()
     assert plain_counter.total(method="eth_chainId") >= 3
+
+
+def test_a_full_pending_block_is_mined_and_the_transaction_goes_into_the_next(live, monkeypatch):
+    from morphware.contracts import tx
+
+    chain, clients = live
+    with chain.lock:
+        limit = int(chain.w3.eth.get_block("pending")["gasLimit"])
+    monkeypatch.setattr(tx, "EMBEDDED_GAS", limit - 10_000)  # two never fit in one block
+    receipts, errors = _fire([(0.0, c) for c in clients[:3]])
+    assert not errors, errors
+    assert len({r.block_number for r in receipts}) == 3
