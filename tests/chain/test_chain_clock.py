@@ -160,3 +160,22 @@ def test_a_full_pending_block_is_mined_and_the_transaction_goes_into_the_next(li
     receipts, errors = _fire([(0.0, c) for c in clients[:3]])
     assert not errors, errors
     assert len({r.block_number for r in receipts}) == 3
+
+
+def test_log_queries_read_each_block_once_and_answer_as_eth_tester_does(live):
+    from eth_tester import EthereumTester
+
+    chain, clients = live
+    receipts, errors = _fire([(0.0, c) for c in clients] * 2)  # several transactions a block
+    assert not errors, errors
+    chain.close()
+    tester, dep = chain.tester, clients[0].deployment
+    head = chain.w3.eth.block_number
+    for params in ({"from_block": 0, "to_block": head},
+                   {"from_block": min(r.block_number for r in receipts), "to_block": "latest",
+                    "address": dep.token},
+                   {"from_block": 1, "to_block": head, "address": [dep.token, dep.market],
+                    "topics": [None, "0x" + "00" * 32]}):
+        ours = tester.get_logs(**params)
+        assert ours and ours == EthereumTester.get_logs(tester, **params)
+    assert len(tester.get_logs(from_block=0, to_block=head)) >= len(receipts)
