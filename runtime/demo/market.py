@@ -26,6 +26,10 @@ log = logging.getLogger("morphware.demo")
 TOKEN = 10**18
 MIN_WINDOW = 5
 """The demo market's floor for job windows (seconds): its nodes poll every 0.1 s."""
+ACTION_THREADS = 8
+"""Steps of different jobs run concurrently in each node (as ``morphware node`` does): on the
+live embedded chain a transaction waits for its block, so one job's step must not queue behind
+another's (16 jobs' bids one block each would outlast a 10-s bid window)."""
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,8 @@ class LocalMarket:
                          profile=profile, train_backend=p.train_backend,
                          eval_backend=p.eval_backend, worker_stake=5 * TOKEN,
                          validator_stake=5 * TOKEN, poll_interval=self.poll_interval,
-                         fetch_timeout=fetch_timeout, stall_timeout=stall_timeout, name=p.name)
+                         fetch_timeout=fetch_timeout, stall_timeout=stall_timeout, name=p.name,
+                         action_threads=ACTION_THREADS)
         node = build_node(NodeKey(acct.address, bytes(acct.key)), market, cfg, on_event=self._sink)
         self.nodes[p.name] = node
         return node
