@@ -53,8 +53,7 @@ def test_overdrawn_validator_declines_what_it_cannot_finish_and_is_never_slashed
 
 def _run(local_market, tmp_path, gates: dict[int, threading.Event], held: list[int]) -> None:
     cast = [CAST[0], CAST[1], *CAST[3:]]  # requester, worker-a, three validators
-    for p in cast:
-        local_market.add(p)
+    local_market.add_all(cast)
     v1 = local_market.nodes["validator-1"]
     v1.config.eval_slots = 2
     v1.store.set_meta("eval_seconds", str(BELIEVED_EVAL_S))
