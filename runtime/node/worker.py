@@ -130,11 +130,12 @@ class Worker(Role):
                 if (j.phase in HOLDING or (j.phase == "seen" and self.store.bid(j.job_id)))
                 and not j.facts.get("beaten")]
 
-    def backlog_s(self) -> float:
+    def backlog_s(self, held: list[JobRow] | None = None) -> float:
         """Wall-clock training seconds ahead of a new job, per slot, in the worst case: every
-        job held and every open bid won (what decides whether a new job can still finish)."""
+        job ``held`` (default: all, every open bid counted as won) finished first."""
         now = time.time()
-        return sum(self._remaining(j, now) for j in self._held()) / self.node.config.train_slots
+        jobs = self._held() if held is None else held
+        return sum(self._remaining(j, now) for j in jobs) / self.node.config.train_slots
 
     def speed(self) -> float:
         return float(self.store.get_meta("train_speed", "1.0") or 1.0)
@@ -199,9 +200,9 @@ class Worker(Role):
         if not undecided:
             return
         chain = {j.job_id: self.node.chain_job(j.job_id) for j in undecided}
-        closing = self.node.config.reaction + BID_SETTLE_S
-        if all(now - j.created < BID_SETTLE_S
-               and chain[j.job_id].deadline - self.market.now() > closing for j in undecided):
+        closing = self.market.now() + self.node.config.reaction + BID_SETTLE_S
+        if all(now - j.created < BID_SETTLE_S and chain[j.job_id].deadline > closing
+               for j in undecided):
             return  # let the rest of a burst arrive first
         me = self.node.key.address.lower()
         order = sorted(undecided, key=lambda j: (chain[j.job_id].n_bids, hashlib.sha256(
@@ -275,15 +276,16 @@ class Worker(Role):
         assert profile is not None
         cycles = (array_training_cycles(meta.manifest, self.node.config.train_backend)
                   if profile.clock_hz > 0 else 0)
-        work, speed, queue = WorkLoad(macs, samples, epochs, cycles), self.speed(), self.backlog_s()
+        held = self._held()
+        work, speed, queue = WorkLoad(macs, samples, epochs, cycles), self.speed(), \
+            self.backlog_s(held)
         q = quote(work, profile, queue_s=queue, speed=speed)
         work_window = int(cj.extra.get("work_window", 0)) or 10**9
         max_price = from_base_units(cj.max_price, self.market.decimals)
         start_in = cj.deadline - self.market.now()
         ok, why = q.fits(max_price, work_window, start_in_s=start_in)
         if not ok:
-            won = sum(self._remaining(j, time.time()) for j in self._held()
-                      if j.phase in ("won", "queued", "training")) / self.node.config.train_slots
+            won = self.backlog_s([j for j in held if j.phase in ("won", "queued", "training")])
             retry = queue > won and quote(work, profile, queue_s=won, speed=speed).fits(
                 max_price, work_window, start_in_s=start_in)[0]
             return None, why, retry
@@ -334,8 +336,7 @@ class Worker(Role):
             self._check_beaten(job, cj)
         if cj.status in (Status.BIDDING, Status.REVEALING, Status.FINALIZABLE):
             return
-        won = bool(cj.winner) and cj.winner.lower() == self.node.key.address.lower()
-        if won:
+        if cj.winner and cj.winner.lower() == self.node.key.address.lower():
             self.set_phase(job.job_id, "won", price=cj.price)
         else:
             self.set_phase(job.job_id, "lost", winner=cj.winner, price=cj.price)
